@@ -1,0 +1,160 @@
+"""Sources -> the ordered member sequence of archive format v1.
+
+``archive_members`` is the one place that knows the layout: header first, dump parts,
+the dump summary, storage objects, manifest last. The :class:`Ledger` hashes every
+member on its way to the tar encoder, so the manifest describes exactly what was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from pydantic import BaseModel
+
+from ._config import DumpFormat
+from ._format import (
+    DUMP_SUMMARY_NAME,
+    HEADER_NAME,
+    MANIFEST_NAME,
+    DumpSummary,
+    Header,
+    Manifest,
+    MemberEntry,
+    SkippedObject,
+    dump_part_name,
+    storage_member_name,
+)
+from ._member import Member
+from ._progress import ProgressTracker
+from ._version import __version__
+
+__all__ = ["DumpInput", "Ledger", "archive_members"]
+
+
+def _json(document: BaseModel) -> bytes:
+    return document.model_dump_json(indent=2).encode() + b"\n"
+
+
+class Ledger:
+    """Records name, size and SHA-256 of each member, prefixing names with the top folder."""
+
+    def __init__(self, top: str, mtime: float) -> None:
+        self.top = top
+        self.mtime = mtime
+        self.entries: list[MemberEntry] = []
+
+    def full_name(self, name: str) -> str:
+        """``name`` under the archive's top folder."""
+        return f"{self.top}/{name}"
+
+    def hashed(self, name: str, data: bytes, sha256: str) -> Member:
+        """A member whose content and digest are already known."""
+        full = self.full_name(name)
+        self.entries.append(MemberEntry(name=full, size=len(data), sha256=sha256))
+        return Member.from_bytes(full, data, mtime=self.mtime)
+
+    def document(self, name: str, document: BaseModel) -> Member:
+        """A JSON document member."""
+        data = _json(document)
+        return self.hashed(name, data, hashlib.sha256(data).hexdigest())
+
+    def streamed(self, name: str, member: Member) -> Member:
+        """``member`` renamed, with a digest taken as the tar encoder reads it."""
+        full = self.full_name(name)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            digest = hashlib.sha256()
+            async for chunk in member.chunks:
+                digest.update(chunk)
+                yield chunk
+            self.entries.append(MemberEntry(name=full, size=member.size, sha256=digest.hexdigest()))
+
+        return Member(full, member.size, chunks(), mtime=member.mtime)
+
+
+@dataclass(frozen=True, slots=True)
+class DumpInput:
+    """The dump side of an archive: its parts, and a check that pg_dump succeeded."""
+
+    parts: AsyncIterable[bytes]
+    #: Awaited after the last part; raises if the dump did not complete.
+    finished: Callable[[], Awaitable[None]]
+    dump_format: DumpFormat
+    part_size: int
+    pg_dump_version: str
+    server_version: str
+
+
+def _digest_part(part: bytes, whole: hashlib._Hash) -> str:
+    whole.update(part)
+    return hashlib.sha256(part).hexdigest()
+
+
+async def archive_members(
+    ledger: Ledger,
+    header: Header,
+    dump: DumpInput | None,
+    objects: AsyncIterable[Member] | None,
+    skipped: list[SkippedObject],
+    *,
+    kms_provider: str | None,
+    progress: ProgressTracker,
+    on_manifest: Callable[[Manifest], None],
+) -> AsyncIterator[Member]:
+    """Yield the members of a format v1 archive in order; the manifest goes to ``on_manifest``."""
+    yield ledger.document(HEADER_NAME, header)
+
+    dump_bytes = 0
+    if dump is not None:
+        progress.update(phase="dumping database")
+        whole = hashlib.sha256()
+        count = 0
+        async for part in dump.parts:
+            count += 1
+            # Hashing 8 MiB takes milliseconds; a worker thread keeps the loop responsive.
+            digest = await anyio.to_thread.run_sync(_digest_part, part, whole)
+            yield ledger.hashed(dump_part_name(count), part, digest)
+            dump_bytes += len(part)
+            progress.add(dump_bytes=len(part))
+        await dump.finished()
+        summary = DumpSummary(
+            total_bytes=dump_bytes,
+            part_count=count,
+            part_size=dump.part_size,
+            sha256=whole.hexdigest(),
+            dump_format=dump.dump_format,
+            pg_dump_version=dump.pg_dump_version,
+            server_version=dump.server_version,
+        )
+        yield ledger.document(DUMP_SUMMARY_NAME, summary)
+
+    object_count = object_bytes = 0
+    if objects is not None:
+        progress.update(phase="copying storage")
+        async for member in objects:
+            yield ledger.streamed(storage_member_name(member.name), member)
+            object_count += 1
+            object_bytes += member.size
+            progress.add(objects_done=1, object_bytes=member.size)
+
+    entries = list(ledger.entries)
+    manifest = Manifest(
+        top_folder=ledger.top,
+        created_at=header.created_at,
+        completed_at=datetime.now(UTC),
+        library_version=__version__,
+        members=entries,
+        member_count=len(entries),
+        total_bytes=sum(entry.size for entry in entries),
+        dump_bytes=dump_bytes,
+        object_count=object_count,
+        object_bytes=object_bytes,
+        skipped=list(skipped),
+        kms_provider=kms_provider,
+    )
+    yield ledger.document(MANIFEST_NAME, manifest)
+    on_manifest(manifest)

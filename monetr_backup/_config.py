@@ -1,0 +1,149 @@
+"""Configuration models: where the data comes from, where the archive goes, and how.
+
+Every model is frozen and rejects unknown fields, so a typo in an option is an error
+rather than a silently ignored setting. Passwords and secret keys are ``SecretStr``:
+they print as ``**********`` and reach subprocesses only through the environment.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = [
+    "MIB",
+    "BackupOptions",
+    "Codec",
+    "DirectoryStorage",
+    "DumpFormat",
+    "FileDestination",
+    "PostgresConfig",
+    "S3Config",
+    "S3Destination",
+    "S3Storage",
+]
+
+MIB = 1024 * 1024
+#: S3 refuses non-final multipart parts smaller than this.
+S3_MIN_PART_SIZE = 5 * MIB
+#: ... and any part larger than this.
+S3_MAX_PART_SIZE = 5 * 1024 * MIB
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DumpFormat(StrEnum):
+    """Which ``pg_dump`` output format goes into the archive."""
+
+    #: ``pg_dump -Fc -Z0``: restorable with ``pg_restore``; compressed by the archive codec.
+    CUSTOM = "custom"
+    #: ``pg_dump -Fp``: plain SQL, restorable with ``psql``.
+    PLAIN = "plain"
+
+
+class Codec(StrEnum):
+    """How the tar stream is compressed."""
+
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+
+class PostgresConfig(_Model):
+    """How to reach the monetr database (mirrors monetr's ``postgreSql`` settings)."""
+
+    host: str = "localhost"
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = "postgres"
+    password: SecretStr | None = None
+    database: str = "postgres"
+    #: Passed to libpq as PGSSLMODE (``disable``, ``prefer``, ``require``, ``verify-full`` ...).
+    sslmode: str | None = None
+    #: Where ``pg_dump``/``pg_restore``/``psql`` live; ``None`` picks the newest installed
+    #: PostgreSQL's bin directory, then ``PATH``.
+    bin_dir: Path | None = None
+    connect_timeout: float = Field(10.0, gt=0)
+
+
+class S3Config(_Model):
+    """An S3-compatible endpoint and credentials (mirrors monetr's ``storage.s3``)."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key: str | None = None
+    secret_key: SecretStr | None = None
+    #: Path-style addressing (``endpoint/bucket/key``), needed by most self-hosted stores.
+    force_path_style: bool = True
+
+
+class DirectoryStorage(_Model):
+    """monetr's ``filesystem`` storage provider: every regular file under ``path``."""
+
+    kind: Literal["directory"] = "directory"
+    path: Path
+
+
+class S3Storage(_Model):
+    """monetr's ``s3`` storage provider: every object under ``prefix`` in ``bucket``."""
+
+    kind: Literal["s3"] = "s3"
+    s3: S3Config
+    bucket: str
+    prefix: str = ""
+    #: Objects fetched ahead of the archive writer, bounded by ``prefetch_bytes`` too.
+    prefetch_objects: int = Field(8, ge=1)
+    prefetch_bytes: int = Field(16 * MIB, ge=1)
+
+
+class FileDestination(_Model):
+    """A local archive file, written to a temporary sibling and renamed on success."""
+
+    kind: Literal["file"] = "file"
+    path: Path
+    #: Replace an existing file at ``path``; otherwise an existing file is an error.
+    overwrite: bool = False
+
+
+class S3Destination(_Model):
+    """An object in an S3-compatible bucket, written with a multipart upload.
+
+    Memory held by the upload is at most ``part size x (queue_depth + concurrency + 1)``.
+    The part size starts at ``part_size`` and doubles as the upload nears
+    ``max_parts``, so an archive of unknown size never runs out of parts.
+    """
+
+    kind: Literal["s3"] = "s3"
+    s3: S3Config
+    bucket: str
+    key: str = Field(min_length=1)
+    part_size: int = Field(8 * MIB, ge=S3_MIN_PART_SIZE, le=S3_MAX_PART_SIZE)
+    max_parts: int = Field(10_000, ge=1, le=10_000)
+    concurrency: int = Field(2, ge=1)
+    queue_depth: int = Field(2, ge=0)
+    #: Refuse to replace an existing object at ``key`` (S3 conditional write).
+    overwrite: bool = False
+
+
+StorageSource = Annotated[DirectoryStorage | S3Storage, Field(discriminator="kind")]
+Destination = Annotated[FileDestination | S3Destination, Field(discriminator="kind")]
+
+
+class BackupOptions(_Model):
+    """How the archive is made."""
+
+    dump_format: DumpFormat = DumpFormat.CUSTOM
+    #: Each dump part is read whole into memory before it is written: this bounds memory.
+    dump_part_size: int = Field(8 * MIB, ge=1)
+    codec: Codec = Codec.GZIP
+    #: ``None`` picks the codec's default (gzip: 1 with ISA-L; zstd: 3).
+    level: int | None = None
+    #: monetr's KMS provider (``plaintext``, ``aws``, ``openbao``, ``vault``), recorded in the
+    #: manifest so whoever restores knows which key service the secrets table needs.
+    kms_provider: str | None = None
+    #: Read sizes from the database first so progress can show a total.
+    estimate_size: bool = True

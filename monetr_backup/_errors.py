@@ -1,0 +1,92 @@
+"""The exception hierarchy: one base class, one subclass per place things go wrong.
+
+Foreign exceptions (botocore, asyncpg, OS errors) are mapped at the boundary with
+``raise ... from exc`` so callers only ever need to catch :class:`BackupError`.
+No message ever contains a password or secret key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+
+__all__ = [
+    "ArchiveError",
+    "BackupError",
+    "DatabaseConnectionError",
+    "DestinationError",
+    "PgDumpError",
+    "SourceError",
+    "StorageSourceError",
+]
+
+
+class BackupError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class SourceError(BackupError):
+    """Reading the data to back up failed."""
+
+
+class DatabaseConnectionError(SourceError):
+    """The database could not be reached or refused our credentials."""
+
+
+class PgDumpError(SourceError):
+    """``pg_dump`` exited with an error or was killed.
+
+    ``stderr_tail`` holds the last bytes it wrote to stderr, decoded, so the cause
+    (bad credentials, a lost connection, a version mismatch) is in the error itself.
+    """
+
+    def __init__(self, message: str, *, returncode: int | None, stderr_tail: str) -> None:
+        detail = f"{message} (exit status {returncode})"
+        if stderr_tail:
+            detail += f"; pg_dump stderr:\n{stderr_tail}"
+        super().__init__(detail)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+class StorageSourceError(SourceError):
+    """Listing or reading a storage object failed (other than it vanishing)."""
+
+
+class DestinationError(BackupError):
+    """Writing the archive to its destination failed; nothing was left there."""
+
+
+class ArchiveError(BackupError):
+    """An archive is malformed, or a member does not match what was declared."""
+
+
+@contextmanager
+def single_errors() -> Iterator[None]:
+    """Re-raise a task group's ``ExceptionGroup`` as the one error that caused it.
+
+    Stages run in task groups, but callers should be able to write
+    ``except PgDumpError``. When a group holds one real error (the others being the
+    cancellations it triggered), that error is raised as itself, with its own cause.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        errors = [
+            leaf for leaf in _leaves(group) if not isinstance(leaf, anyio.get_cancelled_exc_class())
+        ]
+        ours = [leaf for leaf in errors if isinstance(leaf, BackupError)]
+        chosen = ours[0] if ours else errors[0] if len(errors) == 1 else None
+        if chosen is None:
+            raise
+        raise chosen from chosen.__cause__
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc

@@ -1,0 +1,315 @@
+"""Archive bytes -> an S3 object through a multipart upload.
+
+Bytes are cut into parts; a bounded queue hands them to ``concurrency`` upload tasks.
+When the queue is full, :meth:`S3Upload.write` waits, and that wait is what slows
+pg_dump down to the upload's pace, so memory stays bounded by::
+
+    largest part size x (queue_depth + concurrency + 1)
+
+The part size doubles after every tenth of ``max_parts``, so a stream of unknown length
+cannot run out of part numbers: with 8 MiB parts and 10,000 parts the first 8 GiB go up
+in 8 MiB parts and the ceiling is past S3's 5 TiB object limit.
+
+Nothing is visible at the key until CompleteMultipartUpload (or, for an archive smaller
+than one part, a single PutObject), which only :meth:`S3Upload.commit` sends. Every other
+way out aborts the multipart upload under a shielded cancel scope.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._config import MIB, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+from ._errors import DestinationError
+from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
+
+__all__ = ["S3Upload", "open_s3_upload", "part_size_for"]
+
+#: How long cleanup may take before we give up on aborting (and say so).
+ABORT_TIMEOUT = 60.0
+
+
+def part_size_for(number: int, base: int, max_parts: int) -> int:
+    """Size of part ``number`` (from 1): ``base``, doubling every ``max_parts // 10`` parts."""
+    step = max(1, max_parts // 10)
+    return min(base << ((number - 1) // step), S3_MAX_PART_SIZE)
+
+
+def _content_md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    number: int
+    data: bytes
+
+
+class S3Upload:
+    """An :class:`~monetr_backup.ArchiveSink` writing one S3 object; see :func:`open_s3_upload`."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        *,
+        part_size: int,
+        max_parts: int,
+        concurrency: int,
+        queue_depth: int,
+        overwrite: bool,
+        on_stored: Callable[[int], None] | None,
+    ) -> None:
+        if part_size < S3_MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {S3_MIN_PART_SIZE} bytes")
+        self.bucket = bucket
+        self.key = key
+        self._client = client
+        self._part_size = part_size
+        self._max_parts = max_parts
+        self._concurrency = concurrency
+        self._overwrite = overwrite
+        self._on_stored = on_stored
+        self._buffer = bytearray()
+        self._next_number = 1
+        self._upload_id: str | None = None
+        self._etags: dict[int, str] = {}
+        self._send: MemoryObjectSendStream[_Part]
+        self._receive: MemoryObjectReceiveStream[_Part]
+        self._send, self._receive = anyio.create_memory_object_stream[_Part](queue_depth)
+        self._workers_left = concurrency
+        self._workers_done = anyio.Event()
+        self._state = "open"
+        #: Compressed bytes accepted by :meth:`write` so far.
+        self.bytes_written = 0
+
+    @property
+    def upload_id(self) -> str | None:
+        """The multipart upload's id, once the first full part has been cut."""
+        return self._upload_id
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/key``."""
+        return f"s3://{self.bucket}/{self.key}"
+
+    def _start(self, tg: TaskGroup) -> None:
+        for _ in range(self._concurrency):
+            tg.start_soon(self._worker, self._receive.clone())
+        self._receive.close()
+
+    async def _worker(self, parts: MemoryObjectReceiveStream[_Part]) -> None:
+        try:
+            async with parts:
+                async for part in parts:
+                    await self._upload_part(part)
+        finally:
+            self._workers_left -= 1
+            if self._workers_left == 0:
+                self._workers_done.set()
+
+    async def _upload_part(self, part: _Part) -> None:
+        assert self._upload_id is not None
+        md5 = await anyio.to_thread.run_sync(_content_md5, part.data)
+        try:
+            response = await self._client.upload_part(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=part.number,
+                Body=part.data,
+                ContentMD5=md5,
+            )
+        except S3_ERRORS as exc:
+            raise DestinationError(
+                f"uploading part {part.number} of {self.url} failed: {describe_error(exc)}"
+            ) from exc
+        self._etags[part.number] = response["ETag"]
+        if self._on_stored is not None:
+            self._on_stored(len(part.data))
+
+    async def _check_target(self) -> None:
+        if self._overwrite:
+            return
+        try:
+            await self._client.head_object(Bucket=self.bucket, Key=self.key)
+        except S3_ERRORS as exc:
+            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return
+            raise DestinationError(f"cannot check {self.url}: {describe_error(exc)}") from exc
+        raise DestinationError(f"{self.url} already exists (set overwrite=True to replace it)")
+
+    async def _enqueue(self, data: bytes) -> None:
+        number = self._next_number
+        if number > self._max_parts:
+            raise DestinationError(
+                f"{self.url}: the archive needs more than max_parts={self._max_parts} parts"
+            )
+        if self._upload_id is None:
+            try:
+                created = await self._client.create_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, ContentType="application/octet-stream"
+                )
+            except S3_ERRORS as exc:
+                raise DestinationError(
+                    f"starting the upload to {self.url} failed: {describe_error(exc)}"
+                ) from exc
+            self._upload_id = created["UploadId"]
+        self._next_number += 1
+        await self._send.send(_Part(number, data))
+
+    async def write(self, data: bytes) -> None:
+        """Buffer ``data``; each time a part is full, queue it (waiting if the queue is full)."""
+        if self._state != "open":
+            raise DestinationError(f"{self.url}: write after {self._state}")
+        self._buffer += data
+        self.bytes_written += len(data)
+        while True:
+            size = part_size_for(self._next_number, self._part_size, self._max_parts)
+            # The last allowed part takes whatever remains, so never cut it early.
+            if len(self._buffer) < size or self._next_number == self._max_parts:
+                break
+            part = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            await self._enqueue(part)
+
+    async def commit(self) -> None:
+        """Upload what is left and make the object visible at its key."""
+        if self._state != "open":
+            raise DestinationError(f"{self.url}: commit after {self._state}")
+        self._state = "committing"
+        # IfNoneMatch makes the final write fail rather than replace an object that
+        # appeared at the key while the backup ran.
+        if_none_match = "" if self._overwrite else "*"
+        try:
+            if self._upload_id is None:
+                data = bytes(self._buffer)
+                md5 = await anyio.to_thread.run_sync(_content_md5, data)
+                if if_none_match:
+                    await self._client.put_object(
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        Body=data,
+                        ContentMD5=md5,
+                        IfNoneMatch=if_none_match,
+                    )
+                else:
+                    await self._client.put_object(
+                        Bucket=self.bucket, Key=self.key, Body=data, ContentMD5=md5
+                    )
+                if self._on_stored is not None:
+                    self._on_stored(len(data))
+            else:
+                if self._buffer:
+                    await self._enqueue(bytes(self._buffer))
+                self._buffer.clear()
+                self._send.close()
+                await self._workers_done.wait()
+                parts = [
+                    {"PartNumber": number, "ETag": etag}
+                    for number, etag in sorted(self._etags.items())
+                ]
+                if if_none_match:
+                    await self._client.complete_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        UploadId=self._upload_id,
+                        MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+                        IfNoneMatch=if_none_match,
+                    )
+                else:
+                    await self._client.complete_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        UploadId=self._upload_id,
+                        MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+                    )
+        except S3_ERRORS as exc:
+            if error_code(exc) in {"PreconditionFailed", "412"}:
+                raise DestinationError(f"{self.url} appeared while the backup ran") from exc
+            raise DestinationError(
+                f"completing the upload to {self.url} failed: {describe_error(exc)}"
+            ) from exc
+        self._state = "committed"
+        self._buffer = bytearray()
+
+    async def abort(self) -> None:
+        """Abort the multipart upload, if one was started; idempotent and shielded."""
+        if self._state in {"committed", "aborted"}:
+            return
+        self._state = "aborted"
+        self._buffer = bytearray()
+        self._send.close()
+        if self._upload_id is None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(ABORT_TIMEOUT) as scope:
+            for _attempt in range(3):
+                try:
+                    await self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
+                    )
+                except S3_ERRORS as exc:
+                    if error_code(exc) in {"NoSuchUpload", "404"}:
+                        return
+                    await anyio.sleep(0.5)
+                    continue
+                return
+        reason = "timed out" if scope.cancelled_caught else "kept failing"
+        raise DestinationError(
+            f"aborting upload {self._upload_id} to {self.url} {reason}; "
+            "remove it with AbortMultipartUpload or a bucket lifecycle rule"
+        )
+
+
+@asynccontextmanager
+async def open_s3_upload(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    *,
+    part_size: int = 8 * MIB,
+    max_parts: int = 10_000,
+    concurrency: int = 2,
+    queue_depth: int = 2,
+    overwrite: bool = False,
+    on_stored: Callable[[int], None] | None = None,
+) -> AsyncIterator[S3Upload]:
+    """Upload an archive to ``s3://bucket/key``.
+
+    The object appears only if :meth:`S3Upload.commit` is called inside the block;
+    leaving the block any other way aborts the upload. ``on_stored`` is told the size of
+    every part the server has accepted.
+    """
+    upload = S3Upload(
+        client,
+        bucket,
+        key,
+        part_size=part_size,
+        max_parts=max_parts,
+        concurrency=concurrency,
+        queue_depth=queue_depth,
+        overwrite=overwrite,
+        on_stored=on_stored,
+    )
+    await upload._check_target()
+    try:
+        async with anyio.create_task_group() as tg:
+            upload._start(tg)
+            try:
+                yield upload
+            finally:
+                if upload._state != "committed":
+                    # Unblock the workers so the task group can end; abort below.
+                    tg.cancel_scope.cancel()
+    finally:
+        await upload.abort()
