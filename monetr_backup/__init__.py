@@ -7,9 +7,16 @@ disk. The stages it is built from are exported too, for pipelines of your own::
     open_pg_dump -> read_parts --+
     directory_objects / s3_objects --+--> archive_members -> encode_tar -> compress
         -> open_s3_upload / open_file_sink / your ArchiveSink
+
+``await restore(...)`` runs the same flow backwards, checking every member on the way;
+``verify(...)`` and ``inspect(...)`` read an archive without touching any target::
+
+    file_bytes / s3_bytes -> open_tar_entries -> ArchiveReader
+        -> run_restore (pg_restore / psql) + DirectoryTarget / S3Target
 """
 
 from ._archive import DumpInput, Ledger, archive_members
+from ._archive_read import ArchiveReader, StoredObject
 from ._backup import backup
 from ._compress import compress
 from ._config import (
@@ -17,8 +24,12 @@ from ._config import (
     Codec,
     DirectoryStorage,
     DumpFormat,
+    FileArchive,
     FileDestination,
+    Overwrite,
     PostgresConfig,
+    RestoreOptions,
+    S3Archive,
     S3Config,
     S3Destination,
     S3Storage,
@@ -26,19 +37,28 @@ from ._config import (
 from ._errors import (
     ArchiveError,
     BackupError,
+    ChecksumError,
     DatabaseConnectionError,
     DestinationError,
     PgDumpError,
+    RestoreError,
     SourceError,
     StorageSourceError,
+    TargetNotEmptyError,
+    UnsafeMemberError,
 )
 from ._format import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
 from ._member import Member
 from ._pg_dump import PgDump, open_pg_dump, read_parts
+from ._pg_restore import run_restore
 from ._progress import Progress, ProgressCallback
+from ._read_archive import file_bytes, s3_bytes
+from ._restore import InspectResult, Problem, RestoreResult, VerifyReport, inspect, restore, verify
 from ._s3 import open_s3_client
 from ._sink import ArchiveSink
+from ._storage_restore import DirectoryTarget, S3Target
 from ._storage_source import directory_objects, s3_objects
+from ._tar_read import TarEntry, detect_codec, open_tar_entries
 from ._tar_write import encode_tar
 from ._upload_s3 import S3Upload, open_s3_upload
 from ._version import __version__
@@ -46,45 +66,70 @@ from ._write_file import FileSink, open_file_sink
 
 __all__ = [
     "ArchiveError",
+    "ArchiveReader",
     "ArchiveSink",
     "BackupError",
     "BackupOptions",
+    "ChecksumError",
     "Codec",
     "DatabaseConnectionError",
     "DestinationError",
     "DirectoryStorage",
+    "DirectoryTarget",
     "DumpFormat",
     "DumpInput",
     "DumpSummary",
+    "FileArchive",
     "FileDestination",
     "FileSink",
     "Header",
+    "InspectResult",
     "Ledger",
     "Manifest",
     "Member",
     "MemberEntry",
+    "Overwrite",
     "PgDump",
     "PgDumpError",
     "PostgresConfig",
+    "Problem",
     "Progress",
     "ProgressCallback",
+    "RestoreError",
+    "RestoreOptions",
+    "RestoreResult",
+    "S3Archive",
     "S3Config",
     "S3Destination",
     "S3Storage",
+    "S3Target",
     "S3Upload",
     "SkippedObject",
     "SourceError",
     "StorageSourceError",
+    "StoredObject",
+    "TarEntry",
+    "TargetNotEmptyError",
+    "UnsafeMemberError",
+    "VerifyReport",
     "__version__",
     "archive_members",
     "backup",
     "compress",
+    "detect_codec",
     "directory_objects",
     "encode_tar",
+    "file_bytes",
+    "inspect",
     "open_file_sink",
     "open_pg_dump",
     "open_s3_client",
     "open_s3_upload",
+    "open_tar_entries",
     "read_parts",
+    "restore",
+    "run_restore",
+    "s3_bytes",
     "s3_objects",
+    "verify",
 ]

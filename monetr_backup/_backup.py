@@ -7,8 +7,8 @@ storage objects ----------------------------+--archive_members--> encode_tar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import anyio
@@ -30,7 +30,7 @@ from ._pg_dump import open_pg_dump, read_parts
 from ._postgres import probe_server
 from ._prefetch import prefetched
 from ._progress import ProgressCallback, ProgressTracker
-from ._s3 import S3Client, open_s3_client
+from ._s3 import S3Client, client_for
 from ._sink import ArchiveSink
 from ._storage_source import directory_objects, s3_objects
 from ._tar_write import encode_tar
@@ -44,17 +44,6 @@ StorageInput = DirectoryStorage | S3Storage | AsyncIterable[Member]
 DestinationInput = FileDestination | S3Destination | ArchiveSink
 
 
-@asynccontextmanager
-async def _client(
-    config_client: S3Client | None, stack_config: S3Storage | S3Destination
-) -> AsyncIterator[S3Client]:
-    if config_client is not None:
-        yield config_client
-    else:
-        async with open_s3_client(stack_config.s3) as client:
-            yield client
-
-
 async def _open_sink(
     stack: AsyncExitStack,
     destination: DestinationInput,
@@ -66,7 +55,7 @@ async def _open_sink(
             open_file_sink(destination.path, overwrite=destination.overwrite)
         )
     if isinstance(destination, S3Destination):
-        client = await stack.enter_async_context(_client(s3_client, destination))
+        client = await stack.enter_async_context(client_for(destination.s3, s3_client))
         return await stack.enter_async_context(
             open_s3_upload(
                 client,
@@ -94,7 +83,7 @@ async def _open_storage(
     if isinstance(storage, DirectoryStorage):
         return directory_objects(storage.path, skipped), f"directory {storage.path}"
     if isinstance(storage, S3Storage):
-        client = await stack.enter_async_context(_client(s3_client, storage))
+        client = await stack.enter_async_context(client_for(storage.s3, s3_client))
         objects = s3_objects(client, storage.bucket, storage.prefix, skipped)
         return objects, f"s3://{storage.bucket}/{storage.prefix}"
     return storage, "custom source"

@@ -19,8 +19,12 @@ __all__ = [
     "Codec",
     "DirectoryStorage",
     "DumpFormat",
+    "FileArchive",
     "FileDestination",
+    "Overwrite",
     "PostgresConfig",
+    "RestoreOptions",
+    "S3Archive",
     "S3Config",
     "S3Destination",
     "S3Storage",
@@ -131,6 +135,57 @@ class S3Destination(_Model):
 
 StorageSource = Annotated[DirectoryStorage | S3Storage, Field(discriminator="kind")]
 Destination = Annotated[FileDestination | S3Destination, Field(discriminator="kind")]
+
+
+class FileArchive(_Model):
+    """An archive to read from a local file."""
+
+    kind: Literal["file"] = "file"
+    path: Path
+
+
+class S3Archive(_Model):
+    """An archive to read from S3, with resumed GETs if the connection drops."""
+
+    kind: Literal["s3"] = "s3"
+    s3: S3Config
+    bucket: str
+    key: str = Field(min_length=1)
+    #: How many times a dropped download continues with a ranged GET.
+    max_resumes: int = Field(5, ge=0)
+
+
+class Overwrite(StrEnum):
+    """What a restore does when an object's key already exists at the target."""
+
+    #: Report it as a conflict and leave the existing object alone.
+    NEVER = "never"
+    #: Leave the existing object and move on, without calling it a conflict.
+    SKIP = "skip"
+    #: Replace it.
+    ALWAYS = "always"
+
+
+class RestoreOptions(_Model):
+    """What a restore does and how careful it is."""
+
+    #: Restore the database dump (needs a database target).
+    database: bool = True
+    #: Restore the storage objects (needs a storage target).
+    storage: bool = True
+    #: Read and check everything, and check the targets, but write nothing.
+    dry_run: bool = False
+    #: Create the target database if it does not exist (dropped again if the restore fails).
+    create_database: bool = False
+    #: Replace the target database's objects (``pg_restore --clean --if-exists``) in the
+    #: same transaction; without it a target that has tables is refused.
+    clean: bool = False
+    #: Do not restore object ownership (``pg_restore --no-owner``): for a target whose
+    #: roles differ from the source's.
+    no_owner: bool = False
+    #: Role to restore as (``pg_restore --role`` / ``SET ROLE``).
+    role: str | None = None
+    overwrite: Overwrite = Overwrite.NEVER
 
 
 class BackupOptions(_Model):

@@ -15,11 +15,15 @@ import anyio
 __all__ = [
     "ArchiveError",
     "BackupError",
+    "ChecksumError",
     "DatabaseConnectionError",
     "DestinationError",
     "PgDumpError",
+    "RestoreError",
     "SourceError",
     "StorageSourceError",
+    "TargetNotEmptyError",
+    "UnsafeMemberError",
 ]
 
 
@@ -60,7 +64,30 @@ class DestinationError(BackupError):
 
 
 class ArchiveError(BackupError):
-    """An archive is malformed, or a member does not match what was declared."""
+    """An archive is malformed, truncated, or not one of ours.
+
+    ``member`` names the member being read when the problem was found, if any.
+    """
+
+    def __init__(self, message: str, *, member: str | None = None) -> None:
+        super().__init__(f"{member}: {message}" if member else message)
+        self.member = member
+
+
+class ChecksumError(ArchiveError):
+    """A member's size or SHA-256 differs from what the dump summary or manifest says."""
+
+
+class UnsafeMemberError(ArchiveError):
+    """A member is not a regular file, or its name could escape the restore target."""
+
+
+class RestoreError(BackupError):
+    """Writing to a restore target failed; the database was left as it was."""
+
+
+class TargetNotEmptyError(RestoreError):
+    """The target database already has tables and ``clean`` was not asked for."""
 
 
 @contextmanager

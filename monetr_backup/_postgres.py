@@ -16,9 +16,17 @@ import anyio
 import asyncpg
 
 from ._config import PostgresConfig
-from ._errors import BackupError, DatabaseConnectionError
+from ._errors import BackupError, DatabaseConnectionError, TargetNotEmptyError
 
-__all__ = ["ServerInfo", "client_env", "find_binary", "probe_server"]
+__all__ = [
+    "ServerInfo",
+    "client_env",
+    "connect",
+    "drop_database",
+    "find_binary",
+    "prepare_target",
+    "probe_server",
+]
 
 _DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
 
@@ -69,6 +77,19 @@ def client_env(config: PostgresConfig, *, database: str | None = None) -> dict[s
     return env
 
 
+async def connect(config: PostgresConfig, database: str | None = None) -> asyncpg.Connection:
+    """An asyncpg connection to ``database`` (default: the configured one)."""
+    return await asyncpg.connect(
+        host=config.host,
+        port=config.port,
+        user=config.user,
+        database=database or config.database,
+        password=config.password.get_secret_value() if config.password else None,
+        ssl=config.sslmode,  # type: ignore[arg-type]  # libpq's sslmode names
+        timeout=config.connect_timeout,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
     """What the preflight check learned about the server."""
@@ -85,15 +106,7 @@ async def probe_server(config: PostgresConfig, *, database: str | None = None) -
     target = database or config.database
     try:
         with anyio.fail_after(config.connect_timeout + 5):
-            conn = await asyncpg.connect(
-                host=config.host,
-                port=config.port,
-                user=config.user,
-                database=target,
-                password=config.password.get_secret_value() if config.password else None,
-                ssl=config.sslmode,  # type: ignore[arg-type]  # libpq's sslmode names
-                timeout=config.connect_timeout,
-            )
+            conn = await connect(config, target)
         try:
             version = await conn.fetchval("SHOW server_version")
             size = await conn.fetchval("SELECT pg_database_size(current_database())")
@@ -106,3 +119,69 @@ async def probe_server(config: PostgresConfig, *, database: str | None = None) -
             f"{config.user!r}: {type(exc).__name__}: {exc}"
         ) from exc
     return ServerInfo(server_version=str(version), database_size=int(size))
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_USER_TABLES_SQL = """
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp_%'
+"""
+
+
+async def prepare_target(
+    config: PostgresConfig, *, create: bool, clean: bool, dry_run: bool
+) -> bool:
+    """Check a restore target: it exists (or may be created) and is empty (or ``clean``).
+
+    Returns whether the database was created (so a failed restore can drop it again).
+    """
+    try:
+        conn = await connect(config)
+    except asyncpg.InvalidCatalogNameError as exc:
+        if not create:
+            raise DatabaseConnectionError(
+                f"database {config.database!r} does not exist (set create_database=True)"
+            ) from exc
+        if dry_run:
+            return False
+        await _admin_execute(config, f"CREATE DATABASE {_quote_ident(config.database)}")
+        return True
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseConnectionError(
+            f"cannot connect to database {config.database!r} at {config.host}:{config.port} "
+            f"as {config.user!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        tables = await conn.fetchval(_USER_TABLES_SQL)
+    finally:
+        await conn.close()
+    if tables and not clean:
+        raise TargetNotEmptyError(
+            f"database {config.database!r} already has {tables} tables or other relations; "
+            "restore into an empty database, or set clean=True to replace them"
+        )
+    return False
+
+
+async def drop_database(config: PostgresConfig) -> None:
+    """Drop the database a failed restore created."""
+    await _admin_execute(config, f"DROP DATABASE IF EXISTS {_quote_ident(config.database)}")
+
+
+async def _admin_execute(config: PostgresConfig, sql: str) -> None:
+    # CREATE/DROP DATABASE cannot run inside the target itself: use the maintenance DB.
+    try:
+        conn = await connect(config, "postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseConnectionError(
+            f"{sql.split(' ', maxsplit=1)[0]} DATABASE failed: {exc}"
+        ) from exc

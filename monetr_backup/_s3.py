@@ -51,6 +51,16 @@ async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
         yield client
 
 
+@asynccontextmanager
+async def client_for(config: S3Config, given: S3Client | None = None) -> AsyncIterator[S3Client]:
+    """``given`` if the caller brought a client, else a new one for ``config``."""
+    if given is not None:
+        yield given
+    else:
+        async with open_s3_client(config) as client:
+            yield client
+
+
 def error_code(exc: BaseException) -> str | None:
     """The S3 error code (``NoSuchKey``, ``PreconditionFailed`` ...) of a ClientError."""
     if isinstance(exc, ClientError):

@@ -283,12 +283,15 @@ async def open_s3_upload(
     queue_depth: int = 2,
     overwrite: bool = False,
     on_stored: Callable[[int], None] | None = None,
+    check_first: bool = True,
 ) -> AsyncIterator[S3Upload]:
     """Upload an archive to ``s3://bucket/key``.
 
     The object appears only if :meth:`S3Upload.commit` is called inside the block;
     leaving the block any other way aborts the upload. ``on_stored`` is told the size of
-    every part the server has accepted.
+    every part the server has accepted. Unless ``overwrite`` is set, an existing object
+    is an error: checked up front (skip with ``check_first=False`` when the caller just
+    did) and again, atomically, by the final conditional write.
     """
     upload = S3Upload(
         client,
@@ -301,7 +304,8 @@ async def open_s3_upload(
         overwrite=overwrite,
         on_stored=on_stored,
     )
-    await upload._check_target()
+    if check_first:
+        await upload._check_target()
     try:
         async with anyio.create_task_group() as tg:
             upload._start(tg)

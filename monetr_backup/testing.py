@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import http.client
 import json
 import os
 import pwd
@@ -110,15 +111,43 @@ def _pick_ports(count: int, *, gap: int | None = None) -> list[int]:
     chosen: list[int] = []
     taken: set[int] = set()
     for _ in range(2000):
-        if len(chosen) == count:
-            return chosen
         port = rng.randint(*_PORT_RANGE)
         wanted = [port] if gap is None else [port, port + gap]
         if any(p in taken for p in wanted) or not all(_port_is_free(p) for p in wanted):
             continue
         chosen.append(port)
         taken.update(wanted)
+        if len(chosen) == count:
+            return chosen
     raise RuntimeError(f"could not find {count} free TCP ports on 127.0.0.1")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, awaiting its parent) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # The state letter follows the parenthesised command name.
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass  # no /proc: fall back to signal 0, which cannot tell zombies apart
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, but belongs to another user
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _quote_ident(name: str) -> str:
@@ -350,7 +379,7 @@ class TemporaryPostgres(PostgresServer):
             raise RuntimeError("TemporaryPostgres is not running; use it as a context manager")
 
     def _run_server_tool(
-        self, args: Sequence[str], *, timeout: float, output: Path | None = None
+        self, args: Sequence[str], *, timeout: float
     ) -> subprocess.CompletedProcess[bytes]:
         user: int | None = None
         group: int | None = None
@@ -361,8 +390,7 @@ class TemporaryPostgres(PostgresServer):
         assert self.base_dir is not None
         # Output goes to a file, not a pipe: the postmaster that pg_ctl forks must not
         # inherit a pipe we wait on.
-        out_path = output or self.base_dir / "commands.log"
-        with out_path.open("ab") as out:
+        with (self.base_dir / "commands.log").open("ab") as out:
             out.write(f"$ {shlex.join(args)}\n".encode())
             out.flush()
             return subprocess.run(
@@ -505,10 +533,13 @@ class TemporaryPostgres(PostgresServer):
     def _cleanup(self) -> None:
         pid = self.pid
         stopped = self._pg_ctl_stop()
-        if not stopped and pid is not None:
+        # pg_ctl -w returns once postmaster.pid is gone, which is a moment before the
+        # postmaster process itself exits; callers expect it to be gone.
+        if pid is not None and not (stopped and _wait_gone(pid, 10.0)):
             # Last resort so that no postmaster outlives the test run.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5.0)
         if self.base_dir is not None:
             shutil.rmtree(self.base_dir, ignore_errors=True)
         self.base_dir = None
@@ -670,14 +701,12 @@ class TemporarySeaweedS3:
         try:
             (base / "data").mkdir()
             (base / "tmp").mkdir()
-            identity = (
-                '{"identities":[{"name":"test","credentials":[{"accessKey":%s,"secretKey":%s}],'
-                '"actions":["Admin","Read","Write","List","Tagging"]}]}'
-            )
-            (base / "s3.json").write_text(
-                identity % (json.dumps(self.access_key), json.dumps(self.secret_key)),
-                encoding="utf-8",
-            )
+            identity = {
+                "name": "test",
+                "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+            (base / "s3.json").write_text(json.dumps({"identities": [identity]}), "utf-8")
             for attempt in range(1, _START_ATTEMPTS + 1):
                 names = ["master", "volume", "filer", "s3", "admin"]
                 self.ports = dict(
@@ -715,13 +744,16 @@ class TemporarySeaweedS3:
                     return True
             except urllib.error.HTTPError:
                 return True  # anonymous requests are refused, but S3 is serving
-            except (urllib.error.URLError, OSError):
+            except (OSError, http.client.HTTPException):
                 time.sleep(0.05)
         returncode = self._process.poll()
         self._stop_process()
         self._remove_our_sockets()
         new_output = log_path.read_bytes()[log_offset:].decode("utf-8", "replace")
-        if returncode is not None and "address already in use" in new_output and not last_attempt:
+        # weed checks its ports itself before binding ("Port allocation failed: port N
+        # ... is not available"); a bind race would show "address already in use".
+        port_clash = "Port allocation failed" in new_output or "already in use" in new_output
+        if returncode is not None and port_clash and not last_attempt:
             return False
         reason = (
             f"exited with code {returncode}"
@@ -770,8 +802,8 @@ class TemporarySeaweedS3:
     def _remove_our_sockets(self) -> None:
         """Remove the gRPC sockets weed left behind for our ports.
 
-        Sockets that already existed before our launch are someone else's (or
-        were replaced by weed, which gives them a new inode) and are left alone.
+        A socket that existed before our launch and still has the same inode is
+        someone else's and is left alone; one weed replaced got a new inode and is ours.
         """
         for path, inode in self._socket_inodes().items():
             if self._preexisting_sockets.get(path) != inode:

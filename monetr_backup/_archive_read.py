@@ -1,0 +1,260 @@
+"""Tar members -> checked archive contents (the reverse of ``_archive``).
+
+:class:`ArchiveReader` walks a format v1 archive in order and refuses anything that
+does not fit: a member that is not a regular file, a name that could escape the top
+folder, dump parts missing, duplicated or out of order, a size or SHA-256 that differs
+from the dump summary or the manifest. Callers read it in three steps, matching the
+archive's layout: :meth:`~ArchiveReader.dump_chunks`, :meth:`~ArchiveReader.objects`,
+:meth:`~ArchiveReader.finish`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ._errors import ArchiveError, ChecksumError, UnsafeMemberError
+from ._format import (
+    DUMP_SUMMARY_NAME,
+    FORMAT_VERSION,
+    HEADER_NAME,
+    MANIFEST_NAME,
+    STORAGE_DIR,
+    DumpSummary,
+    Header,
+    Manifest,
+    MemberEntry,
+    dump_part_name,
+    parse_dump_part_name,
+)
+from ._tar_read import TarEntry
+
+__all__ = ["ArchiveReader", "StoredObject"]
+
+#: JSON documents are small; anything bigger is not one of ours.
+MAX_DOCUMENT_SIZE = 64 * 1024 * 1024
+
+D = TypeVar("D", bound=BaseModel)
+
+
+def check_name(name: str) -> None:
+    """Refuse names that are absolute, climb with ``..``, or hide empty components."""
+    path = PurePosixPath(name)
+    if not name or "\x00" in name or path.is_absolute() or name.startswith("/"):
+        raise UnsafeMemberError("absolute or empty member name", member=name)
+    if any(part in {"..", "."} for part in name.split("/")) or "//" in name:
+        raise UnsafeMemberError("member name climbs out of the archive", member=name)
+
+
+@dataclass(slots=True)
+class StoredObject:
+    """A storage object read from the archive; consume ``chunks`` before the next one."""
+
+    key: str
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(slots=True)
+class ArchiveReader:
+    """Reads and checks a format v1 archive from a stream of tar entries."""
+
+    entries: AsyncIterator[TarEntry]
+    header: Header | None = None
+    summary: DumpSummary | None = None
+    manifest: Manifest | None = None
+    #: Every member read so far, with the digest computed while reading it.
+    seen: list[MemberEntry] = field(default_factory=list)
+    #: With ``strict`` off, checksum problems are collected here instead of raised, so
+    #: one pass can name every damaged member (that is what ``verify`` wants).
+    strict: bool = True
+    problems: list[ChecksumError] = field(default_factory=list)
+    _top: str = ""
+    _pending: TarEntry | None = None
+    _done: bool = False
+
+    async def _next(self) -> TarEntry | None:
+        if self._pending is not None:
+            entry, self._pending = self._pending, None
+            return entry
+        try:
+            entry = await anext(self.entries)
+        except StopAsyncIteration:
+            return None
+        check_name(entry.name)
+        if not entry.info.isreg():
+            raise UnsafeMemberError(
+                "not a regular file (links and devices are refused)", member=entry.name
+            )
+        if self._top and not entry.name.startswith(self._top + "/"):
+            raise UnsafeMemberError(
+                f"member outside the top folder {self._top!r}", member=entry.name
+            )
+        return entry
+
+    def _problem(self, error: ChecksumError) -> None:
+        if self.strict:
+            raise error
+        self.problems.append(error)
+
+    def _relative(self, entry: TarEntry) -> str:
+        return entry.name[len(self._top) + 1 :]
+
+    def _record(self, entry: TarEntry) -> None:
+        assert entry.sha256 is not None
+        self.seen.append(MemberEntry(name=entry.name, size=entry.size, sha256=entry.sha256))
+
+    async def _document(self, entry: TarEntry, model: type[D]) -> D:
+        if entry.size > MAX_DOCUMENT_SIZE:
+            raise ArchiveError("document member is implausibly large", member=entry.name)
+        data = b"".join([chunk async for chunk in entry.chunks])
+        self._record(entry)
+        try:
+            return model.model_validate_json(data)
+        except ValidationError as exc:
+            raise ArchiveError(f"malformed {model.__name__}: {exc}", member=entry.name) from exc
+
+    async def read_header(self) -> Header:
+        """Read the first member, which must be the header of a format v1 archive."""
+        entry = await self._next()
+        if entry is None:
+            raise ArchiveError("empty archive: no members")
+        top, _, rest = entry.name.partition("/")
+        if rest != HEADER_NAME:
+            raise ArchiveError(
+                f"not a monetr_backup archive: first member is not {HEADER_NAME}",
+                member=entry.name,
+            )
+        self._top = top
+        header = await self._document(entry, Header)
+        if header.format_version != FORMAT_VERSION:
+            raise ArchiveError(
+                f"unsupported archive format version {header.format_version}", member=entry.name
+            )
+        self.header = header
+        return header
+
+    async def dump_chunks(self) -> AsyncIterator[bytes]:
+        """Yield the dump parts in order as one stream, ending only once it is verified.
+
+        The generator returns after the dump summary has been read and the whole stream's
+        size and SHA-256 matched it; on a mismatch it raises :class:`ChecksumError`, so a
+        consumer that holds back the last chunk until the end never delivers a bad dump.
+        """
+        assert self.header is not None, "read_header() first"
+        whole = hashlib.sha256()
+        total = count = 0
+        part_size = self.header.dump_part_size
+        short_part: str | None = None
+        while True:
+            entry = await self._next()
+            if entry is None:
+                raise ArchiveError("archive ends inside the dump: truncated")
+            name = self._relative(entry)
+            if name == DUMP_SUMMARY_NAME:
+                summary = await self._document(entry, DumpSummary)
+                break
+            number = parse_dump_part_name(name)
+            if number is None:
+                raise ArchiveError("expected a dump part or the dump summary", member=entry.name)
+            if number != count + 1:
+                raise ArchiveError(
+                    f"dump part out of order: expected {dump_part_name(count + 1)}",
+                    member=entry.name,
+                )
+            if short_part is not None or entry.size > part_size or entry.size == 0:
+                raise ArchiveError(
+                    f"dump part has {entry.size} bytes; parts have {part_size} bytes "
+                    "except the last",
+                    member=short_part or entry.name,
+                )
+            if entry.size < part_size:
+                short_part = entry.name
+            async for chunk in entry.chunks:
+                whole.update(chunk)
+                yield chunk
+            self._record(entry)
+            count += 1
+            total += entry.size
+        summary_name = f"{self._top}/{DUMP_SUMMARY_NAME}"
+        if summary.part_count != count or summary.total_bytes != total:
+            self._problem(
+                ChecksumError(
+                    f"dump has {count} parts and {total} bytes; the summary says "
+                    f"{summary.part_count} parts and {summary.total_bytes} bytes",
+                    member=summary_name,
+                )
+            )
+        if summary.sha256 != whole.hexdigest():
+            self._problem(
+                ChecksumError(
+                    "SHA-256 of the dump stream does not match the dump summary",
+                    member=summary_name,
+                )
+            )
+        self.summary = summary
+
+    async def objects(self) -> AsyncIterator[StoredObject]:
+        """Yield each storage object; stops at the manifest (read it with :meth:`finish`)."""
+        prefix = f"{STORAGE_DIR}/"
+        while True:
+            entry = await self._next()
+            if entry is None:
+                raise ArchiveError("archive ends before its manifest: truncated")
+            name = self._relative(entry)
+            if name == MANIFEST_NAME:
+                self._pending = entry
+                return
+            if not name.startswith(prefix) or name == prefix:
+                raise ArchiveError("unexpected member", member=entry.name)
+            yield StoredObject(name[len(prefix) :], entry.size, _recorded(entry, self))
+
+    async def finish(self) -> Manifest:
+        """Read the manifest and check every member against it; nothing may follow it."""
+        entry = await self._next()
+        if entry is None or self._relative(entry) != MANIFEST_NAME:
+            raise ArchiveError("archive ends before its manifest: truncated")
+        members = list(self.seen)
+        manifest = await self._document(entry, Manifest)
+        trailing = await self._next()
+        if trailing is not None:
+            raise ArchiveError("member after the manifest", member=trailing.name)
+        self.manifest = manifest
+        mismatches = _compare(members, manifest.members)
+        if mismatches and self.strict:
+            raise ChecksumError(
+                "archive does not match its manifest: "
+                + "; ".join(f"{name}: {text}" for name, text in mismatches),
+                member=mismatches[0][0],
+            )
+        self.problems.extend(ChecksumError(text, member=name) for name, text in mismatches)
+        return manifest
+
+
+async def _recorded(entry: TarEntry, reader: ArchiveReader) -> AsyncIterator[bytes]:
+    async for chunk in entry.chunks:
+        yield chunk
+    reader._record(entry)
+
+
+def _compare(seen: list[MemberEntry], listed: list[MemberEntry]) -> list[tuple[str, str]]:
+    """(member, problem) for every difference between what was read and the manifest."""
+    problems: list[tuple[str, str]] = []
+    expected = {entry.name: entry for entry in listed}
+    for entry in seen:
+        want = expected.pop(entry.name, None)
+        if want is None:
+            problems.append((entry.name, "not in the manifest"))
+        elif want.size != entry.size:
+            problems.append((entry.name, f"{entry.size} bytes, the manifest says {want.size}"))
+        elif want.sha256 != entry.sha256:
+            problems.append((entry.name, "SHA-256 differs from the manifest"))
+    problems.extend((name, "listed in the manifest but missing") for name in expected)
+    if not problems and [e.name for e in seen] != [e.name for e in listed]:
+        problems.append((seen[0].name, "members are not in manifest order"))
+    return problems

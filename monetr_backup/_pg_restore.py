@@ -1,0 +1,143 @@
+"""The dump stream -> pg_restore (custom format) or psql (plain SQL), in one transaction.
+
+The feeder always holds the latest chunk back from the process. The dump stream ends
+only after its SHA-256 has matched the dump summary, and only then does the last chunk
+go in and stdin close. Until then pg_restore/psql cannot reach the end of its input,
+so it cannot commit: on a mismatch (or any error, or cancellation) the process is
+killed and the single transaction rolls back, leaving the database as it was.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterable
+
+import anyio
+
+from ._config import DumpFormat, PostgresConfig
+from ._errors import RestoreError
+from ._pg_dump import _StderrTail
+from ._postgres import client_env, find_binary
+
+__all__ = ["restore_args", "run_restore"]
+
+
+def restore_args(
+    dump_format: DumpFormat, *, clean: bool, no_owner: bool, role: str | None
+) -> tuple[str, list[str]]:
+    """The program and arguments that apply a dump of ``dump_format`` from stdin."""
+    if dump_format is DumpFormat.CUSTOM:
+        args = ["--single-transaction", "--exit-on-error", "--no-password"]
+        if clean:
+            args += ["--clean", "--if-exists"]
+        if no_owner:
+            args.append("--no-owner")
+        if role:
+            args.append(f"--role={role}")
+        # -d is required for pg_restore to connect at all; the name comes from PGDATABASE.
+        return "pg_restore", [*args, "--dbname=", "--format=custom"]
+    args = ["--no-psqlrc", "--quiet", "--single-transaction", "--no-password"]
+    args += ["--set=ON_ERROR_STOP=1", "--file=-"]
+    return "psql", args
+
+
+_CLEAN_PLAIN_SQL = b"""\
+DO $$
+DECLARE s record;
+BEGIN
+  FOR s IN SELECT nspname FROM pg_namespace
+           WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+             AND nspname NOT LIKE 'pg_temp_%' AND nspname NOT LIKE 'pg_toast_temp_%'
+  LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', s.nspname);
+  END LOOP;
+END $$;
+CREATE SCHEMA public AUTHORIZATION pg_database_owner;
+"""
+
+
+def _prologue(dump_format: DumpFormat, *, clean: bool, role: str | None) -> bytes:
+    # psql has no --clean or --role: the same effect, inside the same transaction.
+    if dump_format is not DumpFormat.PLAIN:
+        return b""
+    sql = b""
+    if role:
+        sql += b"SET ROLE " + _quote_ident(role).encode() + b";\n"
+    if clean:
+        sql += _CLEAN_PLAIN_SQL
+    return sql
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def run_restore(
+    config: PostgresConfig,
+    database: str,
+    dump_format: DumpFormat,
+    dump: AsyncIterable[bytes],
+    *,
+    clean: bool = False,
+    no_owner: bool = False,
+    role: str | None = None,
+) -> int:
+    """Apply ``dump`` to ``database``; return the number of dump bytes applied.
+
+    Raises :class:`RestoreError` with the tool's stderr tail if it fails, and re-raises
+    whatever ``dump`` raises (a checksum mismatch) after the process has been killed.
+    """
+    program, args = restore_args(dump_format, clean=clean, no_owner=no_owner, role=role)
+    binary = find_binary(program, config.bin_dir)
+    tail = _StderrTail()
+    applied = 0
+    process = await anyio.open_process(
+        [str(binary), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=client_env(config, database=database),
+    )
+    assert process.stdin is not None
+
+    async def drain_stderr() -> None:
+        assert process.stderr is not None
+        async for chunk in process.stderr:
+            tail.add(chunk)
+
+    def failed(returncode: int | None) -> RestoreError:
+        text = tail.text()
+        detail = f"; {program} stderr:\n{text}" if text else ""
+        return RestoreError(f"{program} failed (exit status {returncode}){detail}")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drain_stderr)
+            try:
+                prologue = _prologue(dump_format, clean=clean, role=role)
+                if prologue:
+                    await process.stdin.send(prologue)
+                held: bytes | None = None
+                async for chunk in dump:
+                    if held is not None:
+                        await process.stdin.send(held)
+                        applied += len(held)
+                    held = chunk
+                # The dump stream has verified itself: release the last chunk.
+                if held is not None:
+                    await process.stdin.send(held)
+                    applied += len(held)
+                await process.stdin.aclose()
+            except (anyio.BrokenResourceError, BrokenPipeError, ConnectionResetError):
+                # The tool quit reading: its exit status and stderr say why.
+                pass
+            returncode = await process.wait()
+            if returncode != 0:
+                raise failed(returncode)
+    finally:
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+            await process.aclose()
+    return applied

@@ -1,0 +1,80 @@
+"""An archive's bytes, as a stream: from a local file, or from S3 with resumable GETs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiofiles
+
+from ._config import MIB
+from ._errors import ArchiveError, SourceError
+from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
+
+__all__ = ["file_bytes", "s3_bytes"]
+
+READ_SIZE = MIB
+
+
+async def file_bytes(path: Path, *, read_size: int = READ_SIZE) -> AsyncIterator[bytes]:
+    """Yield the bytes of the file at ``path``."""
+    try:
+        async with aiofiles.open(path, "rb") as file:
+            while chunk := await file.read(read_size):
+                yield chunk
+    except FileNotFoundError as exc:
+        raise ArchiveError(f"no archive at {path}") from exc
+    except OSError as exc:
+        raise SourceError(f"reading {path} failed: {exc}") from exc
+
+
+async def s3_bytes(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    *,
+    max_resumes: int = 5,
+    read_size: int = READ_SIZE,
+) -> AsyncIterator[bytes]:
+    """Yield the bytes of ``s3://bucket/key`` from one streaming GET.
+
+    If the connection drops mid-body, the download continues with a ranged GET from the
+    last byte received, at most ``max_resumes`` times. ``IfMatch`` pins every resumed
+    request to the ETag of the first, so bytes of two versions of an object are never
+    spliced together.
+    """
+    url = f"s3://{bucket}/{key}"
+    received = 0
+    etag: str | None = None
+    size: int | None = None
+    resumes = 0
+    while True:
+        try:
+            if etag is None:
+                response = await client.get_object(Bucket=bucket, Key=key)
+                etag, size = response["ETag"], response["ContentLength"]
+            else:
+                response = await client.get_object(
+                    Bucket=bucket, Key=key, Range=f"bytes={received}-", IfMatch=etag
+                )
+            async with response["Body"] as body:
+                while chunk := await body.read(read_size):
+                    received += len(chunk)
+                    yield chunk
+        except S3_ERRORS as exc:
+            code = error_code(exc)
+            if code in {"NoSuchKey", "404"}:
+                raise ArchiveError(f"no archive at {url}") from exc
+            if code in {"PreconditionFailed", "412"}:
+                raise SourceError(f"{url} changed while it was downloaded") from exc
+            if code is not None or resumes >= max_resumes:
+                raise SourceError(f"downloading {url} failed: {describe_error(exc)}") from exc
+            resumes += 1
+            continue
+        if size is not None and received < size:
+            # The body ended early without an error: treat it like a dropped connection.
+            if resumes >= max_resumes:
+                raise SourceError(f"downloading {url} ended at byte {received} of {size}")
+            resumes += 1
+            continue
+        return

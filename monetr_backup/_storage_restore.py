@@ -1,0 +1,258 @@
+"""Storage objects from an archive -> a directory or an S3 bucket.
+
+Directory targets are written the way monetr writes them (folders 0700, files 0600),
+through a safe join that follows no symlink, each file under a temporary name. Files are
+only renamed into place by :meth:`DirectoryTarget.publish`, after the manifest has
+vouched for every byte, so a failed restore leaves no half-written or unverified file.
+S3 has no rename: objects are put as they arrive and, if the manifest then disagrees,
+the ones that do not match are deleted again and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiofiles
+import anyio
+import anyio.to_thread
+
+from ._config import MIB, Overwrite
+from ._errors import RestoreError, UnsafeMemberError
+from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
+from ._upload_s3 import open_s3_upload
+
+__all__ = ["DirectoryTarget", "Outcome", "S3Target"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to each key: written, skipped, or in conflict."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def key_parts(key: str) -> list[str]:
+    """Split an object key into path components, refusing any that could escape."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in {"", ".", ".."} or "\x00" in p for p in parts):
+        raise UnsafeMemberError("storage key cannot be a safe relative path", member=key)
+    return parts
+
+
+def _open_dir(parent_fd: int, name: str, create: bool) -> int:
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(name, flags, dir_fd=parent_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, 0o700, dir_fd=parent_fd)
+    return os.open(name, flags, dir_fd=parent_fd)
+
+
+def _dir_fd(root: Path, folders: list[str], create: bool) -> int:
+    """A descriptor of ``root/folders...``; O_NOFOLLOW at each step refuses symlinks."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in folders:
+            child = _open_dir(fd, name, create)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _exists(root: Path, parts: list[str]) -> bool:
+    try:
+        fd = _dir_fd(root, parts[:-1], create=False)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError as exc:
+        raise UnsafeMemberError(
+            "a parent of this key is not a folder", member="/".join(parts)
+        ) from exc
+    try:
+        os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    key: str
+    parts: list[str]
+    temp: str
+
+
+class DirectoryTarget:
+    """Restores objects as files under ``root``; see the module notes."""
+
+    def __init__(self, root: Path, overwrite: Overwrite) -> None:
+        self.root = root
+        self.overwrite = overwrite
+        self.outcome = Outcome()
+        self._staged: list[_Staged] = []
+
+    async def prepare(self, key: str) -> bool:
+        """Decide whether ``key`` is to be written; records skips and conflicts."""
+        parts = key_parts(key)
+        if self.overwrite is not Overwrite.ALWAYS and await anyio.to_thread.run_sync(
+            _exists, self.root, parts
+        ):
+            (
+                self.outcome.skipped if self.overwrite is Overwrite.SKIP else self.outcome.conflicts
+            ).append(key)
+            return False
+        return True
+
+    async def write(self, key: str, chunks: AsyncIterator[bytes]) -> None:
+        """Write ``key`` to a temporary file beside its final name."""
+        parts = key_parts(key)
+        await anyio.to_thread.run_sync(os.makedirs, self.root, 0o700, True)
+        temp = f".{parts[-1][:100]}.{secrets.token_hex(6)}.partial"
+
+        def create() -> int:
+            folder = _dir_fd(self.root, parts[:-1], create=True)
+            try:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                return os.open(temp, flags, 0o600, dir_fd=folder)
+            finally:
+                os.close(folder)
+
+        try:
+            fd = await anyio.to_thread.run_sync(create)
+        except NotADirectoryError as exc:
+            raise UnsafeMemberError("a parent of this key is not a folder", member=key) from exc
+        except OSError as exc:
+            raise RestoreError(f"cannot create a file for {key!r}: {exc}") from exc
+        staged = _Staged(key, parts, temp)
+        self._staged.append(staged)
+        async with aiofiles.open(fd, "wb") as file:
+            async for chunk in chunks:
+                await file.write(chunk)
+            await file.flush()
+            await anyio.to_thread.run_sync(os.fsync, file.fileno())
+
+    async def publish(self) -> None:
+        """Rename every staged file into place (the manifest has been checked)."""
+
+        def publish_one(item: _Staged) -> bool:
+            folder = _dir_fd(self.root, item.parts[:-1], create=False)
+            try:
+                if self.overwrite is Overwrite.ALWAYS:
+                    os.replace(item.temp, item.parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
+                    return True
+                try:
+                    # link() refuses to replace a file that appeared since prepare().
+                    os.link(
+                        item.temp,
+                        item.parts[-1],
+                        src_dir_fd=folder,
+                        dst_dir_fd=folder,
+                        follow_symlinks=False,
+                    )
+                except FileExistsError:
+                    return False
+                finally:
+                    os.unlink(item.temp, dir_fd=folder)
+                return True
+            finally:
+                os.fsync(folder)
+                os.close(folder)
+
+        while self._staged:
+            item = self._staged.pop(0)
+            if await anyio.to_thread.run_sync(publish_one, item):
+                self.outcome.written.append(item.key)
+            elif self.overwrite is Overwrite.SKIP:
+                self.outcome.skipped.append(item.key)
+            else:
+                self.outcome.conflicts.append(item.key)
+
+    async def discard(self) -> None:
+        """Remove every staged temporary file (a failed or dry restore)."""
+
+        def remove(item: _Staged) -> None:
+            try:
+                folder = _dir_fd(self.root, item.parts[:-1], create=False)
+            except OSError:
+                return
+            try:
+                os.unlink(item.temp, dir_fd=folder)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(folder)
+
+        with anyio.CancelScope(shield=True):
+            while self._staged:
+                await anyio.to_thread.run_sync(remove, self._staged.pop())
+
+
+class S3Target:
+    """Restores objects into ``bucket`` under ``prefix``; see the module notes."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str, overwrite: Overwrite) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.overwrite = overwrite
+        self.outcome = Outcome()
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self.client.head_object(Bucket=self.bucket, Key=key)
+        except S3_ERRORS as exc:
+            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise RestoreError(
+                f"cannot check s3://{self.bucket}/{key}: {describe_error(exc)}"
+            ) from exc
+        return True
+
+    async def prepare(self, key: str) -> bool:
+        """Decide whether ``key`` is to be written; records skips and conflicts."""
+        target = self.prefix + key
+        if self.overwrite is not Overwrite.ALWAYS and await self._exists(target):
+            (
+                self.outcome.skipped if self.overwrite is Overwrite.SKIP else self.outcome.conflicts
+            ).append(key)
+            return False
+        return True
+
+    async def write(self, key: str, chunks: AsyncIterator[bytes]) -> None:
+        """Upload ``key``: one PutObject when small, a multipart upload when large."""
+        async with open_s3_upload(
+            self.client,
+            self.bucket,
+            self.prefix + key,
+            part_size=8 * MIB,
+            overwrite=self.overwrite is Overwrite.ALWAYS,
+            check_first=False,
+        ) as upload:
+            async for chunk in chunks:
+                await upload.write(chunk)
+            await upload.commit()
+        self.outcome.written.append(key)
+
+    async def remove(self, keys: list[str]) -> None:
+        """Delete objects this restore wrote that failed the manifest check."""
+        with anyio.CancelScope(shield=True):
+            for key in keys:
+                try:
+                    await self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+                except S3_ERRORS:
+                    continue

@@ -1,0 +1,208 @@
+"""Archive bytes -> decompressed tar members, streaming.
+
+Decompression and tar parsing run together in one worker thread, using the stdlib's
+``tarfile`` in stream mode (``r|``), so PAX and GNU headers are parsed by the same code
+that reads every other tar, and CPU-heavy inflate stays off the event loop. The thread
+pulls compressed chunks from, and pushes members to, bounded memory object streams:
+the archive is read at the pace the consumer takes members.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import threading
+import zlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import IO, cast
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import zstandard
+from anyio.streams.memory import MemoryObjectReceiveStream
+from isal import igzip
+
+from ._config import MIB, Codec
+from ._errors import ArchiveError
+
+__all__ = ["TarEntry", "detect_codec", "open_tar_entries"]
+
+READ_SIZE = MIB
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def detect_codec(head: bytes) -> Codec:
+    """The codec of a stream starting with ``head`` (at least four bytes)."""
+    if head.startswith(_GZIP_MAGIC):
+        return Codec.GZIP
+    if head.startswith(_ZSTD_MAGIC):
+        return Codec.ZSTD
+    return Codec.NONE
+
+
+class TarEntry:
+    """One member as it is read: its header, then its content as a stream.
+
+    Consume ``chunks`` before asking for the next entry; ``sha256`` is set once the
+    content has been read to its end.
+    """
+
+    def __init__(self, info: tarfile.TarInfo, events: MemoryObjectReceiveStream[_Event]) -> None:
+        self.info = info
+        self.sha256: str | None = None
+        self.chunks: AsyncIterator[bytes] = self._content(events)
+
+    @property
+    def name(self) -> str:
+        """The member's name as stored."""
+        return self.info.name
+
+    @property
+    def size(self) -> int:
+        """The member's declared size."""
+        return self.info.size
+
+    async def _content(self, events: MemoryObjectReceiveStream[_Event]) -> AsyncIterator[bytes]:
+        async for event in events:
+            if isinstance(event, bytes):
+                yield event
+            elif isinstance(event, _End):
+                self.sha256 = event.sha256
+                return
+            elif isinstance(event, _Failed):
+                raise event.error
+        raise ArchiveError("archive ended inside a member", member=self.name)
+
+
+class _Pull(io.RawIOBase):
+    """A blocking file object whose reads fetch chunks from the event loop."""
+
+    def __init__(self, receive: MemoryObjectReceiveStream[bytes]) -> None:
+        self._receive = receive
+        self._chunk = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if not self._chunk:
+            try:
+                self._chunk = memoryview(anyio.from_thread.run(self._receive.receive))
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return 0
+        size = min(len(buffer), len(self._chunk))
+        buffer[:size] = self._chunk[:size]
+        self._chunk = self._chunk[size:]
+        return size
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    info: tarfile.TarInfo
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: ArchiveError
+
+
+_Event = _Start | bytes | _End | _Failed
+
+
+def _decompressed(raw: _Pull) -> IO[bytes]:
+    buffered = io.BufferedReader(raw, READ_SIZE)
+    codec = detect_codec(buffered.peek(4)[:4])
+    if codec is Codec.GZIP:
+        return cast(IO[bytes], igzip.IGzipFile(fileobj=buffered, mode="rb"))  # type: ignore[no-untyped-call]
+    if codec is Codec.ZSTD:
+        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+        return cast(IO[bytes], io.BufferedReader(cast(io.RawIOBase, reader), READ_SIZE))
+    return cast(IO[bytes], buffered)
+
+
+def _parse(raw: _Pull, emit: Callable[[_Event], object]) -> None:
+    """Runs in the worker thread: emit every member's header, content and digest."""
+    current: str | None = None
+    try:
+        with tarfile.open(fileobj=_decompressed(raw), mode="r|", bufsize=READ_SIZE) as archive:
+            while (info := archive.next()) is not None:
+                # Stream mode keeps every TarInfo it has seen; we need none of them.
+                archive.members.clear()  # type: ignore[attr-defined]
+                current = info.name
+                emit(_Start(info))
+                digest = hashlib.sha256()
+                content = archive.extractfile(info) if info.isreg() else None
+                if content is not None:
+                    while chunk := content.read(READ_SIZE):
+                        digest.update(chunk)
+                        emit(chunk)
+                emit(_End(digest.hexdigest()))
+                current = None
+    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, EOFError | tarfile.ReadError) and "end" in reason:
+            reason = f"archive is truncated ({reason})"
+        error = ArchiveError(f"unreadable archive: {reason}", member=current)
+        error.__cause__ = exc
+        emit(_Failed(error))
+
+
+@asynccontextmanager
+async def open_tar_entries(chunks: AsyncIterable[bytes]) -> AsyncIterator[AsyncIterator[TarEntry]]:
+    """Read the (compressed or plain) tar archive in ``chunks`` member by member.
+
+    The codec is detected from the first bytes. A corrupt, truncated or foreign stream
+    raises :class:`ArchiveError` naming the member being read.
+    """
+    raw_send, raw_receive = anyio.create_memory_object_stream[bytes](2)
+    event_send, event_receive = anyio.create_memory_object_stream[_Event](4)
+    closing = threading.Event()
+
+    async def pump() -> None:
+        async with raw_send:
+            async for chunk in chunks:
+                await raw_send.send(chunk)
+
+    def parse() -> None:
+        with event_send:
+            try:
+                _parse(_Pull(raw_receive), lambda e: anyio.from_thread.run(event_send.send, e))
+            except BaseException:
+                if closing.is_set():
+                    return  # the consumer left: the failure is only our way out
+                raise
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump)
+        tg.start_soon(anyio.to_thread.run_sync, parse)
+        try:
+            yield _entries(event_receive)
+        finally:
+            # Unblock the thread wherever it waits: on input (the pump's end closes it)
+            # or on output (a closed receiver makes its next send fail).
+            closing.set()
+            event_receive.close()
+            tg.cancel_scope.cancel()
+
+
+async def _entries(events: MemoryObjectReceiveStream[_Event]) -> AsyncIterator[TarEntry]:
+    async for event in events:
+        if isinstance(event, _Failed):
+            raise event.error
+        if not isinstance(event, _Start):
+            raise ArchiveError("tar member content read out of order")
+        entry = TarEntry(event.info, events)
+        yield entry
+        # Drain whatever the consumer left unread so the next header comes next.
+        async for _ in entry.chunks:
+            pass
