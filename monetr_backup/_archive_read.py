@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -31,6 +30,7 @@ from ._format import (
     MemberEntry,
     dump_part_name,
     parse_dump_part_name,
+    unsafe_path_reason,
 )
 from ._tar_read import TarEntry
 
@@ -44,11 +44,9 @@ D = TypeVar("D", bound=BaseModel)
 
 def check_name(name: str) -> None:
     """Refuse names that are absolute, climb with ``..``, or hide empty components."""
-    path = PurePosixPath(name)
-    if not name or "\x00" in name or path.is_absolute() or name.startswith("/"):
-        raise UnsafeMemberError("absolute or empty member name", member=name)
-    if any(part in {"..", "."} for part in name.split("/")) or "//" in name:
-        raise UnsafeMemberError("member name climbs out of the archive", member=name)
+    reason = unsafe_path_reason(name)
+    if reason is not None:
+        raise UnsafeMemberError(f"unsafe member name: {reason}", member=name)
 
 
 @dataclass(slots=True)

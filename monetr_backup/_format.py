@@ -45,6 +45,21 @@ SECRETS_NOTE = (
 )
 
 
+def unsafe_path_reason(name: str) -> str | None:
+    """Why ``name`` is not a safe relative path (for a member or a storage key), or None.
+
+    Safe means: not empty or absolute, no ``.``/``..``/empty components, no NUL byte.
+    The writer skips storage keys that fail this, and the reader refuses such members.
+    """
+    if not name or name.startswith("/"):
+        return "absolute or empty name"
+    if "\x00" in name:
+        return "name contains a NUL byte"
+    if any(part in {"", ".", ".."} for part in name.split("/")):
+        return "name has '.', '..' or empty components"
+    return None
+
+
 def dump_part_name(number: int) -> str:
     """The name (under the top folder) of dump part ``number``, counted from 1."""
     return f"{DUMP_DIR}/part-{number:06d}"

@@ -23,6 +23,7 @@ import anyio.to_thread
 
 from ._config import MIB, Overwrite
 from ._errors import RestoreError, UnsafeMemberError
+from ._format import unsafe_path_reason
 from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
 from ._upload_s3 import open_s3_upload
 
@@ -40,10 +41,10 @@ class Outcome:
 
 def key_parts(key: str) -> list[str]:
     """Split an object key into path components, refusing any that could escape."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in {"", ".", ".."} or "\x00" in p for p in parts):
-        raise UnsafeMemberError("storage key cannot be a safe relative path", member=key)
-    return parts
+    reason = unsafe_path_reason(key)
+    if reason is not None:
+        raise UnsafeMemberError(f"unsafe storage key: {reason}", member=key)
+    return key.split("/")
 
 
 def _open_dir(parent_fd: int, name: str, create: bool) -> int:

@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from ._config import MIB
 from ._errors import StorageSourceError
-from ._format import SkippedObject
+from ._format import SkippedObject, unsafe_path_reason
 from ._member import Member
 from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
 
@@ -108,6 +108,11 @@ async def s3_objects(
         async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for listed in page.get("Contents", []):
                 key = listed["Key"]
+                unsafe = unsafe_path_reason(key)
+                if unsafe is not None:
+                    # A reader must refuse such a member name, so it never enters an archive.
+                    skipped.append(SkippedObject(key=key, reason=f"unsafe key: {unsafe}"))
+                    continue
                 try:
                     response = await client.get_object(Bucket=bucket, Key=key)
                 except S3_ERRORS as exc:
