@@ -193,6 +193,8 @@ class S3Upload:
         if_none_match = "" if self._overwrite else "*"
         try:
             if self._upload_id is None:
+                # No part was ever cut: the workers have nothing to do but stop.
+                self._send.close()
                 data = bytes(self._buffer)
                 md5 = await anyio.to_thread.run_sync(_content_md5, data)
                 if if_none_match:
