@@ -4,7 +4,7 @@
 (compressed) at an S3 key or a local file, never holding the dataset in memory or on
 disk. The stages it is built from are exported too, for pipelines of your own::
 
-    open_pg_dump -> read_parts --+
+    open_pg_dump (parts) ----------+
     directory_objects / s3_objects --+--> archive_members -> encode_tar -> compress
         -> open_s3_upload / open_file_sink / your ArchiveSink
 
@@ -49,7 +49,7 @@ from ._errors import (
 )
 from ._format import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
 from ._member import Member
-from ._pg_dump import PgDump, open_pg_dump, read_parts
+from ._pg_dump import PgDump, open_pg_dump
 from ._pg_restore import run_restore
 from ._progress import Progress, ProgressCallback
 from ._read_archive import file_bytes, s3_bytes
@@ -126,7 +126,6 @@ __all__ = [
     "open_s3_client",
     "open_s3_upload",
     "open_tar_entries",
-    "read_parts",
     "restore",
     "run_restore",
     "s3_bytes",

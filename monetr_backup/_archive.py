@@ -51,16 +51,16 @@ class Ledger:
         """``name`` under the archive's top folder."""
         return f"{self.top}/{name}"
 
-    def hashed(self, name: str, data: bytes, sha256: str) -> Member:
-        """A member whose content and digest are already known."""
-        full = self.full_name(name)
-        self.entries.append(MemberEntry(name=full, size=len(data), sha256=sha256))
-        return Member.from_bytes(full, data, mtime=self.mtime)
+    def hashed(self, name: str, chunks: list[bytes], sha256: str) -> Member:
+        """A member whose content (in memory) and digest are already known."""
+        member = Member.from_chunks(self.full_name(name), chunks, mtime=self.mtime)
+        self.entries.append(MemberEntry(name=member.name, size=member.size, sha256=sha256))
+        return member
 
     def document(self, name: str, document: BaseModel) -> Member:
         """A JSON document member."""
         data = _json(document)
-        return self.hashed(name, data, hashlib.sha256(data).hexdigest())
+        return self.hashed(name, [data], hashlib.sha256(data).hexdigest())
 
     def streamed(self, name: str, member: Member) -> Member:
         """``member`` renamed, with a digest taken as the tar encoder reads it."""
@@ -80,7 +80,8 @@ class Ledger:
 class DumpInput:
     """The dump side of an archive: its parts, and a check that pg_dump succeeded."""
 
-    parts: AsyncIterable[bytes]
+    #: Each part is a list of blocks (see :func:`~monetr_backup.open_pg_dump`).
+    parts: AsyncIterable[list[bytes]]
     #: Awaited after the last part; raises if the dump did not complete.
     finished: Callable[[], Awaitable[None]]
     dump_format: DumpFormat
@@ -89,9 +90,12 @@ class DumpInput:
     server_version: str
 
 
-def _digest_part(part: bytes, whole: hashlib._Hash) -> str:
-    whole.update(part)
-    return hashlib.sha256(part).hexdigest()
+def _digest_part(part: list[bytes], whole: hashlib._Hash) -> str:
+    digest = hashlib.sha256()
+    for block in part:
+        whole.update(block)
+        digest.update(block)
+    return digest.hexdigest()
 
 
 async def archive_members(
@@ -117,9 +121,10 @@ async def archive_members(
             count += 1
             # Hashing 8 MiB takes milliseconds; a worker thread keeps the loop responsive.
             digest = await anyio.to_thread.run_sync(_digest_part, part, whole)
-            yield ledger.hashed(dump_part_name(count), part, digest)
-            dump_bytes += len(part)
-            progress.add(dump_bytes=len(part))
+            member = ledger.hashed(dump_part_name(count), part, digest)
+            yield member
+            dump_bytes += member.size
+            progress.add(dump_bytes=member.size)
         await dump.finished()
         summary = DumpSummary(
             total_bytes=dump_bytes,

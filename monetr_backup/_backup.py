@@ -1,6 +1,6 @@
 """The backup operation: wire sources, tar encoder, compressor and destination together.
 
-pg_dump stdout --read_parts--> dump parts --+
+pg_dump stdout --open_pg_dump--> dump parts --+
 storage objects ----------------------------+--archive_members--> encode_tar
     --> compress --> ArchiveSink (S3 multipart upload, local file, or yours)
 """
@@ -26,9 +26,8 @@ from ._config import (
 from ._errors import single_errors
 from ._format import Header, Manifest, SkippedObject
 from ._member import Member
-from ._pg_dump import open_pg_dump, read_parts
+from ._pg_dump import open_pg_dump
 from ._postgres import probe_server
-from ._prefetch import prefetched
 from ._progress import ProgressCallback, ProgressTracker
 from ._s3 import S3Client, client_for
 from ._sink import ArchiveSink
@@ -147,14 +146,13 @@ async def _backup(
         objects, storage_label = await _open_storage(stack, storage, skipped, s3_client)
         dump: DumpInput | None = None
         if database is not None and server is not None:
-            process = await stack.enter_async_context(open_pg_dump(database, options.dump_format))
-            # One part read ahead lets pg_dump keep writing while the previous part
-            # is hashed, compressed and uploaded.
-            parts = await stack.enter_async_context(
-                prefetched(read_parts(process.stdout, options.dump_part_size), depth=1)
+            # One part waits while the previous one is hashed, compressed and uploaded,
+            # so pg_dump keeps writing.
+            process = await stack.enter_async_context(
+                open_pg_dump(database, options.dump_format, part_size=options.dump_part_size)
             )
             dump = DumpInput(
-                parts=parts,
+                parts=process.parts,
                 finished=process.wait,
                 dump_format=options.dump_format,
                 part_size=options.dump_part_size,

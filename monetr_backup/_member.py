@@ -25,9 +25,15 @@ class Member:
     @classmethod
     def from_bytes(cls, name: str, data: bytes, *, mtime: float = 0.0) -> Member:
         """A member whose content is already in memory (small documents, dump parts)."""
-        return cls(name=name, size=len(data), chunks=_once(data), mtime=mtime)
+        return cls.from_chunks(name, [data], mtime=mtime)
+
+    @classmethod
+    def from_chunks(cls, name: str, chunks: list[bytes], *, mtime: float = 0.0) -> Member:
+        """A member whose content is in memory as a list of chunks (a dump part)."""
+        return cls(name=name, size=sum(map(len, chunks)), chunks=_each(chunks), mtime=mtime)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    if data:
-        yield data
+async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        if chunk:
+            yield chunk

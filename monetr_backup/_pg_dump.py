@@ -1,12 +1,20 @@
 """pg_dump's stdout -> fixed-size dump parts.
 
-``open_pg_dump`` owns the subprocess and the task draining its stderr, so it is an
-async context manager: leaving it early (an error downstream, a cancellation) kills
-pg_dump under a shielded scope, so no process outlives the backup.
+pg_dump writes about 8 KiB at a time. Reading that through the event loop costs a wakeup
+and a Python-level copy per write, which at 100+ MB/s keeps the loop busy doing nothing
+else. Instead its stdout is a pipe of our own (enlarged to 1 MiB where Linux allows),
+and a worker thread fills each part in place with ``readv``: one thread hop per part.
+
+``open_pg_dump`` owns the subprocess, the reader and the task draining stderr, so it is
+an async context manager. Leaving it early (an error downstream, a cancellation) kills
+pg_dump first, which ends the reader's blocking read, so nothing outlives the backup.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -15,19 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import anyio.lowlevel
-from anyio.abc import ByteReceiveStream, Process
+import anyio.to_thread
+from anyio.abc import Process
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._config import DumpFormat, PostgresConfig
 from ._errors import PgDumpError
 from ._postgres import client_env, find_binary
 
-__all__ = ["PgDump", "open_pg_dump", "read_parts"]
+__all__ = ["PgDump", "open_pg_dump", "read_part"]
 
 #: How much of pg_dump's stderr is kept for the error message.
 STDERR_TAIL_BYTES = 8192
-#: Largest single read from the pipe; a pipe rarely holds more than 64 KiB anyway.
-READ_SIZE = 256 * 1024
+#: Pipe capacity asked for (Linux F_SETPIPE_SZ): fewer, larger reads.
+PIPE_SIZE = 1024 * 1024
+#: Parts are lists of blocks of this size: big enough that per-block work is negligible.
+BLOCK = 1024 * 1024
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def dump_args(dump_format: DumpFormat) -> list[str]:
@@ -59,12 +71,48 @@ class _StderrTail:
         return b"".join(self.chunks)[-STDERR_TAIL_BYTES:].decode(errors="replace").strip()
 
 
-class PgDump:
-    """A running pg_dump: its stdout as a stream, and a check of how it ended."""
+def read_part(fd: int, size: int) -> list[bytes]:
+    """Blocking: read up to ``size`` bytes from ``fd``, as blocks of at most ``BLOCK``.
 
-    def __init__(self, process: Process, version: str, tail: _StderrTail) -> None:
+    A part stays a list of blocks rather than one joined buffer: joining would copy the
+    whole part once more and hold it twice. Returns an empty list at end of file.
+    """
+    blocks: list[bytes] = []
+    remaining = size
+    while remaining:
+        block = bytearray(min(BLOCK, remaining))
+        view = memoryview(block)
+        filled = 0
+        while filled < len(block):
+            count = os.readv(fd, [view[filled:]])
+            if count == 0:
+                break
+            filled += count
+        view.release()
+        if filled:
+            del block[filled:]
+            blocks.append(bytes(block))
+        remaining -= filled
+        if filled < len(block):
+            break
+    return blocks
+
+
+class PgDump:
+    """A running pg_dump: its output as parts, and a check of how it ended."""
+
+    def __init__(
+        self,
+        process: Process,
+        version: str,
+        tail: _StderrTail,
+        parts: MemoryObjectReceiveStream[list[bytes]],
+    ) -> None:
         self._process = process
         self._tail = tail
+        #: The dump in parts of exactly ``part_size`` bytes (the last may be shorter),
+        #: each a list of blocks.
+        self.parts: AsyncIterator[list[bytes]] = parts
         #: ``pg_dump --version`` of the binary that runs.
         self.version = version
 
@@ -73,21 +121,15 @@ class PgDump:
         """The subprocess's process id."""
         return self._process.pid
 
-    @property
-    def stdout(self) -> ByteReceiveStream:
-        """The dump stream."""
-        assert self._process.stdout is not None
-        return self._process.stdout
-
     async def wait(self) -> None:
         """Wait for pg_dump to exit; raise :class:`PgDumpError` unless it succeeded.
 
-        Call after reading stdout to its end: only then is the dump known complete.
+        Call after reading every part: only then is the dump known complete.
         """
         returncode = await self._process.wait()
         if returncode != 0:
             # Let the stderr drain catch up with what the process wrote before exiting.
-            await anyio.lowlevel.checkpoint()
+            await anyio.sleep(0.05)
             reason = "was killed" if returncode < 0 else "failed"
             raise PgDumpError(
                 f"pg_dump {reason}", returncode=returncode, stderr_tail=self._tail.text()
@@ -99,52 +141,67 @@ async def open_pg_dump(
     config: PostgresConfig,
     dump_format: DumpFormat = DumpFormat.CUSTOM,
     *,
+    part_size: int,
+    read_ahead: int = 1,
     extra_args: Sequence[str] = (),
 ) -> AsyncIterator[PgDump]:
-    """Start pg_dump for ``config.database``; kill it if the block exits early."""
+    """Start pg_dump for ``config.database``, reading its output in ``part_size`` parts.
+
+    Up to ``read_ahead`` parts wait in memory for the consumer (plus the one being
+    filled), so pg_dump keeps writing while the previous part is compressed and
+    uploaded; beyond that, the pipe fills and pg_dump blocks: back-pressure.
+    """
     binary = find_binary("pg_dump", config.bin_dir)
     version = await tool_version(binary)
     tail = _StderrTail()
-    process = await anyio.open_process(
-        [str(binary), *dump_args(dump_format), *extra_args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=client_env(config),
-    )
-
-    async def drain_stderr() -> None:
-        assert process.stderr is not None
-        async for chunk in process.stderr:
-            tail.add(chunk)
-
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(drain_stderr)
-            yield PgDump(process, version, tail)
-            # A clean exit still waits for pg_dump, so it never lingers as a zombie.
-            await process.wait()
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-            await process.aclose()
-
-
-async def read_parts(stream: ByteReceiveStream, part_size: int) -> AsyncIterator[bytes]:
-    """Yield ``stream`` in parts of exactly ``part_size`` bytes (the last may be shorter).
-
-    Reads never ask for more than the current part still needs, so a part is filled in
-    place with one copy at the end, never sliced out of a larger buffer.
-    """
-    while True:
-        part = bytearray()
+        # Not Linux, or over /proc/sys/fs/pipe-max-size: the default size still works.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, PIPE_SIZE)
         try:
-            while len(part) < part_size:
-                part += await stream.receive(min(READ_SIZE, part_size - len(part)))
-        except anyio.EndOfStream:
-            if part:
-                yield bytes(part)
-            return
-        yield bytes(part)
+            process = await anyio.open_process(
+                [str(binary), *dump_args(dump_format), *extra_args],
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=subprocess.PIPE,
+                env=client_env(config),
+            )
+        finally:
+            # Only pg_dump may hold the write end, so its exit is our end of file.
+            os.close(write_fd)
+        send, receive = anyio.create_memory_object_stream[list[bytes]](read_ahead)
+
+        async def drain_stderr() -> None:
+            assert process.stderr is not None
+            async for chunk in process.stderr:
+                tail.add(chunk)
+
+        async def read_parts() -> None:
+            async with send:
+                while part := await anyio.to_thread.run_sync(read_part, read_fd, part_size):
+                    await send.send(part)
+                    if sum(map(len, part)) < part_size:
+                        break
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(drain_stderr)
+                tg.start_soon(read_parts)
+                try:
+                    with receive:
+                        yield PgDump(process, version, tail, receive)
+                    await process.wait()
+                finally:
+                    # Killing pg_dump closes the pipe's write end, which ends the reader
+                    # thread's blocking read: the task group can then finish.
+                    if process.returncode is None:
+                        process.kill()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.kill()
+                await process.wait()
+                await process.aclose()
+    finally:
+        os.close(read_fd)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -80,7 +81,9 @@ class S3Upload:
         self._concurrency = concurrency
         self._overwrite = overwrite
         self._on_stored = on_stored
-        self._buffer = bytearray()
+        # Written chunks not yet cut into a part: a list, so cutting copies each byte once.
+        self._pending: deque[bytes] = deque()
+        self._pending_size = 0
         self._next_number = 1
         self._upload_id: str | None = None
         self._etags: dict[int, str] = {}
@@ -172,16 +175,29 @@ class S3Upload:
         """Buffer ``data``; each time a part is full, queue it (waiting if the queue is full)."""
         if self._state != "open":
             raise DestinationError(f"{self.url}: write after {self._state}")
-        self._buffer += data
+        self._pending.append(data)
+        self._pending_size += len(data)
         self.bytes_written += len(data)
         while True:
             size = part_size_for(self._next_number, self._part_size, self._max_parts)
             # The last allowed part takes whatever remains, so never cut it early.
-            if len(self._buffer) < size or self._next_number == self._max_parts:
+            if self._pending_size < size or self._next_number == self._max_parts:
                 break
-            part = bytes(self._buffer[:size])
-            del self._buffer[:size]
-            await self._enqueue(part)
+            await self._enqueue(self._take(size))
+
+    def _take(self, size: int) -> bytes:
+        """Join the first ``size`` pending bytes into one part."""
+        pieces: list[bytes] = []
+        need = min(size, self._pending_size)
+        self._pending_size -= need
+        while need:
+            chunk = self._pending.popleft()
+            if len(chunk) > need:
+                self._pending.appendleft(chunk[need:])
+                chunk = chunk[:need]
+            pieces.append(chunk)
+            need -= len(chunk)
+        return b"".join(pieces)
 
     async def commit(self) -> None:
         """Upload what is left and make the object visible at its key."""
@@ -195,7 +211,7 @@ class S3Upload:
             if self._upload_id is None:
                 # No part was ever cut: the workers have nothing to do but stop.
                 self._send.close()
-                data = bytes(self._buffer)
+                data = self._take(self._pending_size)
                 md5 = await anyio.to_thread.run_sync(_content_md5, data)
                 if if_none_match:
                     await self._client.put_object(
@@ -212,9 +228,8 @@ class S3Upload:
                 if self._on_stored is not None:
                     self._on_stored(len(data))
             else:
-                if self._buffer:
-                    await self._enqueue(bytes(self._buffer))
-                self._buffer.clear()
+                if self._pending_size:
+                    await self._enqueue(self._take(self._pending_size))
                 self._send.close()
                 await self._workers_done.wait()
                 parts = [
@@ -243,14 +258,13 @@ class S3Upload:
                 f"completing the upload to {self.url} failed: {describe_error(exc)}"
             ) from exc
         self._state = "committed"
-        self._buffer = bytearray()
 
     async def abort(self) -> None:
         """Abort the multipart upload, if one was started; idempotent and shielded."""
         if self._state in {"committed", "aborted"}:
             return
         self._state = "aborted"
-        self._buffer = bytearray()
+        self._pending.clear()
         self._send.close()
         if self._upload_id is None:
             return
