@@ -5,7 +5,7 @@
 disk. The stages it is built from are exported too, for pipelines of your own::
 
     open_pg_dump (parts) ----------+
-    directory_objects / s3_objects --+--> archive_members -> encode_tar -> compress
+    directory_objects / open_s3_objects --+--> archive_members -> encode_tar -> compress
         -> open_s3_upload / open_file_sink / your ArchiveSink
 
 ``await restore(...)`` runs the same flow backwards, checking every member on the way;
@@ -57,7 +57,7 @@ from ._restore import InspectResult, Problem, RestoreResult, VerifyReport, inspe
 from ._s3 import open_s3_client
 from ._sink import ArchiveSink
 from ._storage_restore import DirectoryTarget, S3Target
-from ._storage_source import directory_objects, s3_objects
+from ._storage_source import directory_objects, open_s3_objects, s3_objects
 from ._tar_read import TarEntry, detect_codec, open_tar_entries
 from ._tar_write import encode_tar
 from ._upload_s3 import S3Upload, open_s3_upload
@@ -124,6 +124,7 @@ __all__ = [
     "open_file_sink",
     "open_pg_dump",
     "open_s3_client",
+    "open_s3_objects",
     "open_s3_upload",
     "open_tar_entries",
     "restore",

@@ -31,7 +31,7 @@ from ._postgres import probe_server
 from ._progress import ProgressCallback, ProgressTracker
 from ._s3 import S3Client, client_for
 from ._sink import ArchiveSink
-from ._storage_source import directory_objects, s3_objects
+from ._storage_source import directory_objects, open_s3_objects
 from ._tar_write import encode_tar
 from ._upload_s3 import open_s3_upload
 from ._version import __version__
@@ -83,7 +83,16 @@ async def _open_storage(
         return directory_objects(storage.path, skipped), f"directory {storage.path}"
     if isinstance(storage, S3Storage):
         client = await stack.enter_async_context(client_for(storage.s3, s3_client))
-        objects = s3_objects(client, storage.bucket, storage.prefix, skipped)
+        objects = await stack.enter_async_context(
+            open_s3_objects(
+                client,
+                storage.bucket,
+                storage.prefix,
+                skipped,
+                prefetch_objects=storage.prefetch_objects,
+                prefetch_bytes=storage.prefetch_bytes,
+            )
+        )
         return objects, f"s3://{storage.bucket}/{storage.prefix}"
     return storage, "custom source"
 

@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import aiofiles
+import anyio
 import anyio.to_thread
+from anyio.abc import TaskGroup
 
 from ._config import MIB
 from ._errors import StorageSourceError
@@ -22,7 +27,10 @@ from ._format import SkippedObject, unsafe_path_reason
 from ._member import Member
 from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
 
-__all__ = ["directory_objects", "s3_objects"]
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.type_defs import GetObjectOutputTypeDef
+
+__all__ = ["directory_objects", "open_s3_objects", "s3_objects"]
 
 READ_SIZE = MIB
 
@@ -99,35 +107,171 @@ async def _read_file(
             await file.close()
 
 
+async def _listed_keys(
+    client: S3Client, bucket: str, prefix: str, skipped: list[SkippedObject]
+) -> AsyncIterator[tuple[str, int]]:
+    paginator = client.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for listed in page.get("Contents", []):
+            key = listed["Key"]
+            unsafe = unsafe_path_reason(key)
+            if unsafe is not None:
+                # A reader must refuse such a member name, so it never enters an archive.
+                skipped.append(SkippedObject(key=key, reason=f"unsafe key: {unsafe}"))
+                continue
+            yield key, listed.get("Size", 0)
+
+
+async def _get(client: S3Client, bucket: str, key: str) -> GetObjectOutputTypeDef | None:
+    """GET ``key``; ``None`` if it was deleted since it was listed."""
+    try:
+        return await client.get_object(Bucket=bucket, Key=key)
+    except S3_ERRORS as exc:
+        if error_code(exc) in {"NoSuchKey", "404"}:
+            return None
+        raise StorageSourceError(
+            f"reading storage object {key!r} failed: {describe_error(exc)}"
+        ) from exc
+
+
+def _member(key: str, response: GetObjectOutputTypeDef, chunks: AsyncIterator[bytes]) -> Member:
+    modified = response.get("LastModified")
+    mtime = modified.timestamp() if modified is not None else 0.0
+    return Member(key, response["ContentLength"], chunks, mtime=mtime)
+
+
 async def s3_objects(
     client: S3Client, bucket: str, prefix: str, skipped: list[SkippedObject]
 ) -> AsyncIterator[Member]:
-    """Yield every object under ``prefix`` in ``bucket`` as a member named by its key."""
-    paginator = client.get_paginator("list_objects_v2")
+    """Yield every object under ``prefix`` in ``bucket``, one GET at a time.
+
+    The simplest source; :func:`open_s3_objects` overlaps the GETs of small objects.
+    """
     try:
-        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for listed in page.get("Contents", []):
-                key = listed["Key"]
-                unsafe = unsafe_path_reason(key)
-                if unsafe is not None:
-                    # A reader must refuse such a member name, so it never enters an archive.
-                    skipped.append(SkippedObject(key=key, reason=f"unsafe key: {unsafe}"))
-                    continue
-                try:
-                    response = await client.get_object(Bucket=bucket, Key=key)
-                except S3_ERRORS as exc:
-                    if error_code(exc) in {"NoSuchKey", "404"}:
-                        skipped.append(SkippedObject(key=key, reason="deleted before it was read"))
-                        continue
-                    raise
-                body = response["Body"]
-                modified = response.get("LastModified")
-                mtime = modified.timestamp() if modified is not None else 0.0
-                yield Member(key, response["ContentLength"], _read_body(body, key), mtime=mtime)
+        async for key, _size in _listed_keys(client, bucket, prefix, skipped):
+            response = await _get(client, bucket, key)
+            if response is None:
+                skipped.append(SkippedObject(key=key, reason="deleted before it was read"))
+                continue
+            yield _member(key, response, _read_body(response["Body"], key))
     except S3_ERRORS as exc:
         raise StorageSourceError(
-            f"reading storage bucket {bucket!r} failed: {describe_error(exc)}"
+            f"listing storage bucket {bucket!r} failed: {describe_error(exc)}"
         ) from exc
+
+
+class _ByteBudget:
+    """Bytes held by fetched-ahead objects; acquired in listing order, so never deadlocks."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._changed = anyio.Condition()
+
+    async def acquire(self, size: int) -> None:
+        async with self._changed:
+            # An object larger than the whole budget still goes through, alone.
+            while self._used and self._used + size > self._limit:
+                await self._changed.wait()
+            self._used += size
+
+    async def release(self, size: int) -> None:
+        async with self._changed:
+            self._used -= size
+            self._changed.notify_all()
+
+
+@dataclass(slots=True)
+class _Slot:
+    key: str
+    size: int
+    small: bool
+    done: anyio.Event = field(default_factory=anyio.Event)
+    response: GetObjectOutputTypeDef | None = None
+    data: bytes = b""
+    error: Exception | None = None
+
+
+@asynccontextmanager
+async def open_s3_objects(
+    client: S3Client,
+    bucket: str,
+    prefix: str,
+    skipped: list[SkippedObject],
+    *,
+    prefetch_objects: int = 8,
+    prefetch_bytes: int = 16 * MIB,
+) -> AsyncIterator[AsyncIterator[Member]]:
+    """Every object under ``prefix`` in ``bucket``, in listing order, fetched ahead.
+
+    monetr's files are small and S3 latency dominates their cost, so up to
+    ``prefetch_objects`` small objects are downloaded concurrently, holding at most
+    ``prefetch_bytes`` between them. Objects larger than ``prefetch_bytes /
+    prefetch_objects`` are not buffered: they stream in order when their turn comes.
+    """
+    small_limit = max(1, prefetch_bytes // prefetch_objects)
+    budget = _ByteBudget(prefetch_bytes)
+    slots_send, slots_receive = anyio.create_memory_object_stream[_Slot](prefetch_objects)
+
+    async def fetch(slot: _Slot) -> None:
+        try:
+            slot.response = await _get(client, bucket, slot.key)
+            if slot.response is not None:
+                async with slot.response["Body"] as body:
+                    slot.data = await body.read()
+        except Exception as exc:  # handed to the consumer, in order
+            slot.error = exc
+        finally:
+            slot.done.set()
+
+    async def lister(tg: TaskGroup) -> None:
+        async with slots_send:
+            try:
+                async for key, size in _listed_keys(client, bucket, prefix, skipped):
+                    slot = _Slot(key, size, small=size <= small_limit)
+                    if slot.small:
+                        await budget.acquire(size)
+                        tg.start_soon(fetch, slot)
+                    else:
+                        slot.done.set()
+                    await slots_send.send(slot)
+            except S3_ERRORS as exc:
+                error = StorageSourceError(
+                    f"listing storage bucket {bucket!r} failed: {describe_error(exc)}"
+                )
+                error.__cause__ = exc
+                await slots_send.send(_Slot("", 0, small=False, error=error))
+
+    async def members() -> AsyncIterator[Member]:
+        async for slot in slots_receive:
+            await slot.done.wait()
+            if slot.error is not None:
+                raise slot.error
+            if slot.small:
+                await budget.release(slot.size)
+                response = slot.response
+                chunks = _each([slot.data])
+            else:
+                response = await _get(client, bucket, slot.key)
+                chunks = _read_body(response["Body"], slot.key) if response else _each([])
+            if response is None:
+                skipped.append(SkippedObject(key=slot.key, reason="deleted before it was read"))
+                continue
+            yield _member(slot.key, response, chunks)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lister, tg)
+        try:
+            with slots_receive:
+                yield members()
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        if chunk:
+            yield chunk
 
 
 async def _read_body(body: object, key: str) -> AsyncIterator[bytes]:
