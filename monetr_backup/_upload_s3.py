@@ -93,6 +93,7 @@ class S3Upload:
         self._workers_left = concurrency
         self._workers_done = anyio.Event()
         self._state = "open"
+        self._workers: anyio.CancelScope | None = None
         #: Compressed bytes accepted by :meth:`write` so far.
         self.bytes_written = 0
 
@@ -107,6 +108,7 @@ class S3Upload:
         return f"s3://{self.bucket}/{self.key}"
 
     def _start(self, tg: TaskGroup) -> None:
+        self._workers = tg.cancel_scope
         for _ in range(self._concurrency):
             tg.start_soon(self._worker, self._receive.clone())
         self._receive.close()
@@ -260,13 +262,23 @@ class S3Upload:
         self._state = "committed"
 
     async def abort(self) -> None:
-        """Abort the multipart upload, if one was started; idempotent and shielded."""
+        """Give the upload up: nothing will be committed. Idempotent.
+
+        In-flight part uploads are cancelled; AbortMultipartUpload is sent when the
+        ``open_s3_upload`` block exits, once no part upload can still be running, so no
+        part lands after the abort.
+        """
         if self._state in {"committed", "aborted"}:
             return
         self._state = "aborted"
         self._pending.clear()
         self._send.close()
-        if self._upload_id is None:
+        if self._workers is not None:
+            self._workers.cancel()
+
+    async def _abort_upload(self) -> None:
+        """Send AbortMultipartUpload (shielded, bounded in time) unless committed."""
+        if self._state == "committed" or self._upload_id is None:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(ABORT_TIMEOUT) as scope:
             for _attempt in range(3):
@@ -328,8 +340,7 @@ async def open_s3_upload(
             try:
                 yield upload
             finally:
-                if upload._state != "committed":
-                    # Unblock the workers so the task group can end; abort below.
-                    tg.cancel_scope.cancel()
+                # Not committed: stop the workers so the task group can end.
+                await upload.abort()
     finally:
-        await upload.abort()
+        await upload._abort_upload()
