@@ -7,6 +7,7 @@ compression overlaps with reading pg_dump and uploading.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Protocol
 
@@ -32,6 +33,9 @@ class _Compressor(Protocol):
 
 def _compressor(codec: Codec, level: int) -> _Compressor | None:
     if codec is Codec.GZIP:
+        if level > isal_zlib.ISAL_BEST_COMPRESSION:
+            # ISA-L stops at level 3; gzip's usual 4-9 come from zlib, slower but as asked.
+            return zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
         return isal_zlib.compressobj(level, isal_zlib.DEFLATED, _GZIP_WBITS)
     if codec is Codec.ZSTD:
         return zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()

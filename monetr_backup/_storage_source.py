@@ -240,7 +240,9 @@ async def open_s3_objects(
                     f"listing storage bucket {bucket!r} failed: {describe_error(exc)}"
                 )
                 error.__cause__ = exc
-                await slots_send.send(_Slot("", 0, small=False, error=error))
+                failed = _Slot("", 0, small=False, error=error)
+                failed.done.set()  # nothing to fetch: the consumer must not wait for it
+                await slots_send.send(failed)
 
     async def members() -> AsyncIterator[Member]:
         async for slot in slots_receive:

@@ -93,7 +93,9 @@ class S3Upload:
         self._workers_left = concurrency
         self._workers_done = anyio.Event()
         self._state = "open"
-        self._workers: anyio.CancelScope | None = None
+        # One per worker, never the task group's own scope: cancelling that would also
+        # cancel the task that called abort() while it unwinds, losing its error.
+        self._worker_scopes: list[anyio.CancelScope] = []
         #: Compressed bytes accepted by :meth:`write` so far.
         self.bytes_written = 0
 
@@ -108,16 +110,20 @@ class S3Upload:
         return f"s3://{self.bucket}/{self.key}"
 
     def _start(self, tg: TaskGroup) -> None:
-        self._workers = tg.cancel_scope
         for _ in range(self._concurrency):
             tg.start_soon(self._worker, self._receive.clone())
         self._receive.close()
 
     async def _worker(self, parts: MemoryObjectReceiveStream[_Part]) -> None:
+        scope = anyio.CancelScope()
+        self._worker_scopes.append(scope)
+        if self._state == "aborted":
+            scope.cancel()  # aborted before this worker first ran: upload nothing
         try:
-            async with parts:
-                async for part in parts:
-                    await self._upload_part(part)
+            with scope:
+                async with parts:
+                    async for part in parts:
+                        await self._upload_part(part)
         finally:
             self._workers_left -= 1
             if self._workers_left == 0:
@@ -273,8 +279,8 @@ class S3Upload:
         self._state = "aborted"
         self._pending.clear()
         self._send.close()
-        if self._workers is not None:
-            self._workers.cancel()
+        for scope in self._worker_scopes:
+            scope.cancel()
 
     async def _abort_upload(self) -> None:
         """Send AbortMultipartUpload (shielded, bounded in time) unless committed."""
@@ -333,7 +339,13 @@ async def open_s3_upload(
         on_stored=on_stored,
     )
     if check_first:
-        await upload._check_target()
+        try:
+            await upload._check_target()
+        except BaseException:
+            # No worker ever started: close the part queue they would have drained.
+            upload._send.close()
+            upload._receive.close()
+            raise
     try:
         async with anyio.create_task_group() as tg:
             upload._start(tg)

@@ -1,0 +1,292 @@
+"""Shared fixtures: one real PostgreSQL and one real S3 server (SeaweedFS) per test session.
+
+Each test gets fresh, uniquely named databases (cloned from a seeded template, or
+seeded on demand) and a fresh bucket, so tests never see each other's data. Set
+``MONETR_BACKUP_TEST_PG_DSN`` to run against an existing PostgreSQL server instead of
+a throwaway cluster.
+
+Building blocks: ``pg``, ``s3`` (session servers), ``databases`` (fresh databases),
+``pg_config``/``s3_config`` (library settings for them), ``bucket`` (fresh bucket),
+``rich_template``/``source_db`` (a database worth backing up), ``storage_corpus``/
+``storage_dir``/``storage_bucket`` (storage sources). ``env`` and ``sources`` bundle
+them for tests that need many.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from backup_support import (
+    RICH_SEED_SQL,
+    UNSAFE_S3_KEYS,
+    make_storage_corpus,
+    pg_dump_children,
+    quote_ident,
+    write_storage_dir,
+)
+from pydantic import SecretStr
+
+from monetr_backup import PostgresConfig, S3Config
+from monetr_backup.testing import (
+    PostgresServer,
+    TemporarySeaweedS3,
+    postgres_server,
+    seed_monetr_like,
+)
+
+#: No test here takes more than a few seconds; a hang should fail, not stall the run.
+TEST_TIMEOUT = 120.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every async test under ``anyio.fail_after(TEST_TIMEOUT)``."""
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.obj = _time_limited(item.obj)
+
+
+def _time_limited(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(test)
+    async def limited(*args: object, **kwargs: object) -> None:
+        with anyio.fail_after(TEST_TIMEOUT):
+            await test(*args, **kwargs)
+
+    return limited
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other test (or earlier run against an external server) has used."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # aiobotocore only runs on asyncio.
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_pg_dump() -> Iterator[None]:
+    """Every test, passing or not, must leave no pg_dump child behind."""
+    yield
+    leftover = pg_dump_children()
+    assert not leftover, f"pg_dump processes left behind: {leftover}"
+
+
+# --- servers and databases -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (``MONETR_BACKUP_TEST_PG_DSN``, or a throwaway one)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[TemporarySeaweedS3]:
+    """The session's S3 server: SeaweedFS ``weed mini`` on 127.0.0.1."""
+    with TemporarySeaweedS3() as server:
+        yield server
+
+
+class Databases:
+    """Creates uniquely named databases for one test and drops them afterwards."""
+
+    def __init__(self, pg: PostgresServer) -> None:
+        self.pg = pg
+        self.created: list[str] = []
+
+    def create(self, *, template: str | None = None, seed: bool = False) -> str:
+        """A new database: empty (``template0``), a clone of ``template``, or monetr-seeded."""
+        name = unique_name("t").replace("-", "_")
+        source = quote_ident(template) if template else "template0"
+        self.pg.psql(f"CREATE DATABASE {quote_ident(name)} TEMPLATE {source} ENCODING 'UTF8'")
+        self.created.append(name)
+        if seed:
+            seed_monetr_like(self.pg, name)
+        return name
+
+    def drop_all(self) -> None:
+        for name in reversed(self.created):
+            self.pg.drop_database(name)
+        self.created.clear()
+
+
+@pytest.fixture
+def databases(pg: PostgresServer) -> Iterator[Databases]:
+    """Fresh databases for this test, dropped when it ends."""
+    dbs = Databases(pg)
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def rich_template(pg: PostgresServer) -> Iterator[str]:
+    """A seeded database used only as a template: the monetr-like schema plus tables with
+    bytea, large text, unicode, and one table much larger than a 256 KiB dump part.
+    Cloning it (``CREATE DATABASE ... TEMPLATE``) is a file copy, far cheaper than seeding.
+    """
+    name = unique_name("rich_template").replace("-", "_")
+    pg.create_database(name)
+    try:
+        seed_monetr_like(pg, name)
+        pg.psql(RICH_SEED_SQL, name)
+        yield name
+    finally:
+        pg.drop_database(name)
+
+
+@pytest.fixture
+def source_db(databases: Databases, rich_template: str) -> str:
+    """A fresh clone of the rich template (~11 MB of dump), for one test to back up."""
+    return databases.create(template=rich_template)
+
+
+def make_pg_config(
+    pg: PostgresServer, database: str, *, password: str | None = None
+) -> PostgresConfig:
+    """Settings reaching ``database`` on ``pg`` over TCP with a password."""
+    return PostgresConfig(
+        host=pg.host,
+        port=pg.port,
+        user=pg.user,
+        password=SecretStr(pg.password if password is None else password),
+        database=database,
+        sslmode=pg.sslmode,
+        bin_dir=pg.bin_dir,
+        connect_timeout=10,
+    )
+
+
+@pytest.fixture
+def pg_config(pg: PostgresServer) -> Callable[..., PostgresConfig]:
+    """``pg_config(database, password=None)``: a :class:`PostgresConfig` for the server."""
+    return functools.partial(make_pg_config, pg)
+
+
+def make_s3_config(s3: TemporarySeaweedS3) -> S3Config:
+    """Settings reaching ``s3`` with its credentials."""
+    return S3Config(
+        endpoint_url=s3.endpoint_url,
+        region=s3.region,
+        access_key=s3.access_key,
+        secret_key=SecretStr(s3.secret_key),
+        force_path_style=True,
+    )
+
+
+@pytest.fixture
+def s3_config(s3: TemporarySeaweedS3) -> S3Config:
+    """Settings reaching the session's S3 server."""
+    return make_s3_config(s3)
+
+
+@pytest.fixture
+def bucket(s3: TemporarySeaweedS3) -> str:
+    """A new, empty bucket for this test."""
+    name = unique_name("test")
+    s3.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def output_dir(tmp_path: Path) -> Path:
+    """An empty directory for a local archive (so leftovers are easy to spot)."""
+    path = tmp_path / "out"
+    path.mkdir()
+    return path
+
+
+# --- storage sources -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def storage_corpus() -> dict[str, bytes]:
+    """The storage objects every storage source in the tests holds: key -> content."""
+    return make_storage_corpus()
+
+
+@pytest.fixture(scope="session")
+def storage_dir(tmp_path_factory: pytest.TempPathFactory, storage_corpus: dict[str, bytes]) -> Path:
+    """A directory storage source holding :func:`storage_corpus` (read-only for tests)."""
+    root = tmp_path_factory.mktemp("storage-source")
+    write_storage_dir(root, storage_corpus)
+    return root
+
+
+@pytest.fixture(scope="session")
+def storage_bucket(s3: TemporarySeaweedS3, storage_corpus: dict[str, bytes]) -> str:
+    """A bucket storage source holding :func:`storage_corpus` plus keys the backup must
+    skip as unsafe (read-only for tests)."""
+    name = unique_name("storage-source")
+    s3.create_bucket(name)
+    client = s3.client()
+    objects = {**storage_corpus, **dict.fromkeys(UNSAFE_S3_KEYS, b"")}
+
+    def put(item: tuple[str, bytes]) -> None:
+        client.put_object(Bucket=name, Key=item[0], Body=item[1])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in pool.map(put, objects.items()):
+            pass
+    return name
+
+
+# --- bundles ---------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    """What most backup tests need: the servers, fresh databases, a fresh bucket and an
+    empty output directory, and the library settings to reach them."""
+
+    pg: PostgresServer
+    s3: TemporarySeaweedS3
+    databases: Databases
+    s3_config: S3Config
+    bucket: str
+    output_dir: Path
+    tmp_path: Path
+
+    @property
+    def client(self) -> Any:
+        """A synchronous botocore S3 client, for checking what the backup left."""
+        return self.s3.client()
+
+    def pg_config(self, database: str, *, password: str | None = None) -> PostgresConfig:
+        return make_pg_config(self.pg, database, password=password)
+
+
+@pytest.fixture
+def env(
+    pg: PostgresServer, s3: TemporarySeaweedS3, databases: Databases, bucket: str, tmp_path: Path
+) -> Env:
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    return Env(pg, s3, databases, make_s3_config(s3), bucket, output_dir, tmp_path)
+
+
+@dataclass
+class Sources:
+    """The storage corpus, and a directory and a bucket that both hold it."""
+
+    corpus: dict[str, bytes]
+    directory: Path
+    bucket: str
+
+
+@pytest.fixture(scope="session")
+def sources(storage_corpus: dict[str, bytes], storage_dir: Path, storage_bucket: str) -> Sources:
+    return Sources(storage_corpus, storage_dir, storage_bucket)

@@ -1,0 +1,437 @@
+"""Backups that fail or are cancelled leave nothing behind, and never leak a secret.
+
+"Nothing behind" means: no object at the key (nor anywhere in the bucket), no
+unfinished multipart upload, no archive file and no temporary file next to it, and no
+pg_dump process (the autouse fixture in conftest checks the last one after every test).
+Failures are injected for real: pg_dump is SIGKILLed or its server backend terminated,
+the database refuses a password, the destination already exists.
+"""
+
+from __future__ import annotations
+
+import signal
+import traceback
+from typing import Any
+
+import anyio
+import pytest
+from backup_support import (
+    DUMP_PART_SIZE,
+    MIB,
+    MIN_PART,
+    assert_nothing_at,
+    kill_pg_dump,
+    multipart_uploads,
+    names_in,
+    pg_dump_children,
+    process_cmdline,
+    read_bytes,
+    server_checks_passwords,
+    write_bytes,
+)
+from conftest import Env, Sources
+from pydantic import SecretStr
+
+from monetr_backup import (
+    BackupError,
+    BackupOptions,
+    Codec,
+    DatabaseConnectionError,
+    DestinationError,
+    DirectoryStorage,
+    DumpFormat,
+    FileDestination,
+    PgDumpError,
+    PostgresConfig,
+    Progress,
+    S3Config,
+    S3Destination,
+    S3Storage,
+    StorageSourceError,
+    backup,
+    open_pg_dump,
+)
+
+pytestmark = pytest.mark.anyio
+
+KEY = "backups/monetr.tar"
+WRONG_PASSWORD = "not-the-password-Zq8!x"
+#: No compression: archive bytes track dump bytes, so thresholds below are predictable.
+#: (The ~11 MB dump of ``source_db`` is still being written when 5 MiB have gone by:
+#: at most a few 256 KiB parts and a 1 MiB pipe lie between pg_dump and the archive.)
+OPTIONS = BackupOptions(codec=Codec.NONE, dump_part_size=DUMP_PART_SIZE)
+
+
+def full_text(exc: BaseException) -> str:
+    """str, repr and the whole formatted traceback, causes and contexts included."""
+    return "\n".join([str(exc), repr(exc), *traceback.format_exception(exc)])
+
+
+class Target:
+    """One destination of a test, S3 or a local file, and the checks that go with it."""
+
+    def __init__(self, kind: str, env: Env) -> None:
+        self.kind = kind
+        self.env = env
+        self.client = env.client
+        self.bucket = env.bucket
+        self.output_dir = env.output_dir
+        self.path = env.output_dir / "monetr.tar"
+
+    def destination(self, **changes: Any) -> S3Destination | FileDestination:
+        if self.kind == "s3":
+            # The smallest part size, so a multipart upload is under way early on.
+            return S3Destination(
+                s3=self.env.s3_config, bucket=self.bucket, key=KEY, part_size=MIN_PART, **changes
+            )
+        return FileDestination(path=self.path, **changes)
+
+    @property
+    def started_threshold(self) -> int:
+        """Archive bytes after which the destination holds something to clean up: a
+        multipart upload with a part cut, or a temporary file with data."""
+        return MIN_PART + 1 if self.kind == "s3" else MIB
+
+    def in_progress(self) -> list[str]:
+        """What the destination holds right now: unfinished uploads, or files."""
+        if self.kind == "s3":
+            return [upload["Key"] for upload in multipart_uploads(self.client, self.bucket)]
+        return names_in(self.output_dir)
+
+    def existing(self) -> bytes:
+        if self.kind == "s3":
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=KEY)["Body"].read()
+            return data
+        return read_bytes(self.path)
+
+    def put(self, data: bytes) -> None:
+        if self.kind == "s3":
+            self.client.put_object(Bucket=self.bucket, Key=KEY, Body=data)
+        else:
+            write_bytes(self.path, data)
+
+    def assert_only(self, data: bytes) -> None:
+        """The destination holds ``data`` at the target, and nothing else at all."""
+        assert self.existing() == data
+        if self.kind == "s3":
+            assert multipart_uploads(self.client, self.bucket) == []
+        else:
+            assert names_in(self.output_dir) == [self.path.name]
+
+    def assert_empty(self) -> None:
+        if self.kind == "s3":
+            assert_nothing_at(self.client, self.bucket, KEY)
+        else:
+            assert names_in(self.output_dir) == []
+
+
+@pytest.fixture(params=["s3", "file"])
+def target(request: pytest.FixtureRequest, env: Env) -> Target:
+    return Target(request.param, env)
+
+
+@pytest.fixture
+def password_auth(env: Env) -> None:
+    if not server_checks_passwords(env.pg):
+        pytest.skip("the PostgreSQL server accepts any password over TCP")
+
+
+# --- pg_dump failures ----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("password_auth")
+async def test_bad_password_fails_preflight(
+    target: Target, env: Env, source_db: str, sources: Sources
+) -> None:
+    with pytest.raises(DatabaseConnectionError) as info:
+        await backup(
+            target.destination(),
+            database=env.pg_config(source_db, password=WRONG_PASSWORD),
+            storage=DirectoryStorage(path=sources.directory),
+            options=OPTIONS,
+        )
+    assert "password authentication failed" in str(info.value)
+    text = full_text(info.value)
+    assert WRONG_PASSWORD not in text
+    assert env.pg.password not in text
+    target.assert_empty()
+
+
+@pytest.mark.usefixtures("password_auth")
+async def test_open_pg_dump_bad_password(env: Env, source_db: str) -> None:
+    """The pg_dump stage alone: no output, and a PgDumpError carrying pg_dump's own
+    explanation (but not the password, which only ever was in its environment)."""
+    config = env.pg_config(source_db, password=WRONG_PASSWORD)
+    async with open_pg_dump(config, DumpFormat.CUSTOM, part_size=DUMP_PART_SIZE) as dump:
+        assert WRONG_PASSWORD.encode() not in process_cmdline(dump.pid)
+        parts = [part async for part in dump.parts]
+        with pytest.raises(PgDumpError) as info:
+            await dump.wait()
+    assert parts == []
+    error = info.value
+    assert error.returncode == 1
+    assert "password authentication failed" in error.stderr_tail
+    assert "password authentication failed" in str(error)
+    assert WRONG_PASSWORD not in full_text(error)
+    assert env.pg.password not in full_text(error)
+
+
+@pytest.mark.parametrize("how", ["sigkill", "terminate-backend"])
+async def test_pg_dump_dying_midstream(
+    how: str, target: Target, env: Env, source_db: str, sources: Sources
+) -> None:
+    """pg_dump dies while the archive is being written (a multipart upload or a temporary
+    file under way): PgDumpError, and the destination is cleaned up. (Both storage kinds:
+    a bucket source adds a client whose closing must not swallow the error.)"""
+    seen: dict[str, Any] = {}
+    storage: DirectoryStorage | S3Storage = DirectoryStorage(path=sources.directory)
+    if how == "terminate-backend":
+        storage = S3Storage(s3=env.s3_config, bucket=sources.bucket)
+
+    def on_progress(progress: Progress) -> None:
+        if "in_progress" in seen or progress.archive_bytes < target.started_threshold:
+            return
+        assert progress.phase == "dumping database"
+        seen["in_progress"] = target.in_progress()
+        if how == "sigkill":
+            kill_pg_dump()
+        else:
+            seen["terminated"] = env.pg.psql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                f" WHERE datname = '{source_db}' AND application_name = 'pg_dump'"
+            )
+
+    with pytest.raises(PgDumpError) as info:
+        await backup(
+            target.destination(),
+            database=env.pg_config(source_db),
+            storage=storage,
+            options=OPTIONS,
+            progress=on_progress,
+        )
+
+    # The failure happened with cleanup work pending at the destination...
+    if target.kind == "s3":
+        assert seen["in_progress"] == [KEY]
+    else:
+        assert len(seen["in_progress"]) == 1
+        assert seen["in_progress"][0].endswith(".partial")
+    # ... and was reported as what it was.
+    error = info.value
+    if how == "sigkill":
+        assert error.returncode == -signal.SIGKILL
+        assert "pg_dump was killed" in str(error)
+    else:
+        assert seen["terminated"].strip() == "1"
+        assert error.returncode == 1
+        assert "terminating connection due to administrator command" in error.stderr_tail
+    assert env.pg.password not in full_text(error)
+    target.assert_empty()
+
+
+# --- cancellation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phase", ["dumping database", "copying storage"])
+async def test_cancel_from_progress_callback(
+    phase: str, target: Target, env: Env, source_db: str, sources: Sources
+) -> None:
+    """Cancelled while pg_dump streams, or while storage objects are being fetched ahead
+    from a bucket: the cancellation propagates, the destination is cleaned up."""
+    seen: dict[str, Any] = {}
+
+    with anyio.CancelScope() as scope:
+
+        def on_progress(progress: Progress) -> None:
+            if scope.cancel_called or progress.archive_bytes < target.started_threshold:
+                return
+            if progress.phase != phase:
+                return
+            if phase == "copying storage" and progress.objects_done < 50:
+                return
+            seen["in_progress"] = target.in_progress()
+            seen["pg_dump"] = pg_dump_children()
+            scope.cancel()
+
+        await backup(
+            target.destination(),
+            database=env.pg_config(source_db),
+            storage=S3Storage(s3=env.s3_config, bucket=sources.bucket, prefetch_objects=16),
+            options=OPTIONS,
+            progress=on_progress,
+        )
+    assert scope.cancelled_caught
+    assert len(seen["in_progress"]) == 1
+    if phase == "dumping database":
+        assert len(seen["pg_dump"]) == 1
+    else:
+        assert seen["pg_dump"] == []  # pg_dump had finished
+    assert pg_dump_children() == []
+    target.assert_empty()
+
+
+async def test_cancel_from_outside_while_data_flows(
+    target: Target, env: Env, source_db: str, sources: Sources
+) -> None:
+    """The caller's own timeout fires while the backup streams (another task cancels)."""
+    flowing = anyio.Event()
+    finished = False
+    seen: dict[str, Any] = {}
+
+    def on_progress(progress: Progress) -> None:
+        if not flowing.is_set() and progress.archive_bytes >= target.started_threshold:
+            seen["pg_dump"] = pg_dump_children()
+            flowing.set()
+
+    async def run() -> None:
+        nonlocal finished
+        await backup(
+            target.destination(),
+            database=env.pg_config(source_db),
+            storage=DirectoryStorage(path=sources.directory),
+            options=OPTIONS,
+            progress=on_progress,
+        )
+        finished = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await flowing.wait()
+        with anyio.move_on_after(0.02):
+            await anyio.sleep_forever()
+        tg.cancel_scope.cancel()
+
+    assert not finished
+    assert len(seen["pg_dump"]) == 1
+    assert pg_dump_children() == []
+    target.assert_empty()
+
+
+# --- existing targets -----------------------------------------------------------------
+
+
+async def test_existing_target_is_refused(target: Target, env: Env, source_db: str) -> None:
+    """An archive already at the key or path is an error, found before pg_dump starts,
+    and the old archive is left exactly as it was."""
+    target.put(b"last week's backup")
+    etag = (
+        target.client.head_object(Bucket=env.bucket, Key=KEY)["ETag"]
+        if target.kind == "s3"
+        else None
+    )
+
+    with pytest.raises(DestinationError, match="already exists"):
+        await backup(target.destination(), database=env.pg_config(source_db), options=OPTIONS)
+
+    target.assert_only(b"last week's backup")
+    if etag is not None:
+        assert target.client.head_object(Bucket=env.bucket, Key=KEY)["ETag"] == etag
+
+
+@pytest.mark.parametrize("size", ["small", "multipart"])
+async def test_target_appearing_during_backup_is_not_replaced(
+    size: str, target: Target, env: Env, source_db: str, sources: Sources
+) -> None:
+    """Someone writes the target while the backup runs: the final step (a conditional
+    PutObject for a one-part archive, else a conditional CompleteMultipartUpload; a
+    hard link for a file) refuses to replace it, and the backup's data is cleaned up."""
+    small = size == "small"
+    threshold = 1 if small else target.started_threshold
+    written: list[bool] = []
+
+    def on_progress(progress: Progress) -> None:
+        if progress.archive_bytes >= threshold and not written:
+            target.put(b"written meanwhile")
+            written.append(True)
+
+    with pytest.raises(DestinationError, match=r"appeared while the backup ran|already exists"):
+        await backup(
+            target.destination(),
+            # ~0.6 MB of storage objects (less than one part), or the ~11 MB dump.
+            database=None if small else env.pg_config(source_db),
+            storage=DirectoryStorage(path=sources.directory / "data" / "transactions")
+            if small
+            else None,
+            options=OPTIONS,
+            progress=on_progress,
+        )
+
+    assert written
+    target.assert_only(b"written meanwhile")
+
+
+async def test_overwrite_replaces_an_existing_archive(target: Target, sources: Sources) -> None:
+    target.put(b"old")
+
+    manifest = await backup(
+        target.destination(overwrite=True),
+        storage=DirectoryStorage(path=sources.directory / "data" / "special"),
+        options=OPTIONS,
+    )
+
+    data = target.existing()
+    target.assert_only(data)
+    assert data[257:262] == b"ustar"
+    assert manifest.object_count == 2
+    assert manifest.top_folder.encode() in data
+
+
+# --- secrets --------------------------------------------------------------------------
+
+
+def test_configs_never_show_secrets() -> None:
+    secret = "s3cr3t-Pa55word"
+    configs = [
+        PostgresConfig(password=SecretStr(secret)),
+        S3Config(access_key="AKID", secret_key=SecretStr(secret)),
+        S3Destination(s3=S3Config(secret_key=SecretStr(secret)), bucket="b", key="k"),
+        S3Storage(s3=S3Config(secret_key=SecretStr(secret)), bucket="b"),
+    ]
+    for config in configs:
+        for text in (repr(config), str(config), f"{config}", config.model_dump_json()):
+            assert secret not in text
+            assert "**********" in text
+
+
+async def test_s3_errors_never_show_the_secret_key(env: Env, sources: Sources) -> None:
+    secret = "wrong-s3-secret-Kd93"
+    wrong = env.s3_config.model_copy(update={"secret_key": SecretStr(secret)})
+
+    with pytest.raises(DestinationError) as destination_error:
+        await backup(
+            S3Destination(s3=wrong, bucket=env.bucket, key=KEY),
+            storage=DirectoryStorage(path=sources.directory / "data" / "special"),
+        )
+    with pytest.raises(StorageSourceError) as source_error:
+        await backup(
+            S3Destination(s3=env.s3_config, bucket=env.bucket, key=KEY),
+            storage=S3Storage(s3=wrong, bucket=sources.bucket),
+        )
+
+    # (A HEAD response has no body, so the refusal there is a bare 403.)
+    assert "403" in str(destination_error.value)
+    assert "SignatureDoesNotMatch" in str(source_error.value)
+    for error in (destination_error.value, source_error.value):
+        assert isinstance(error, BackupError)
+        assert secret not in full_text(error)
+        assert env.s3.secret_key not in full_text(error)
+    assert_nothing_at(env.client, env.bucket, KEY)
+
+
+async def test_password_only_in_pg_dump_environment(env: Env, source_db: str) -> None:
+    """While a backup runs, pg_dump's argv (readable by any local user) has no password."""
+    cmdlines: list[bytes] = []
+
+    def on_progress(progress: Progress) -> None:
+        if not cmdlines and progress.dump_bytes:
+            cmdlines.extend(process_cmdline(pid) for pid in pg_dump_children())
+
+    await backup(
+        FileDestination(path=env.output_dir / "x.tar"),
+        database=env.pg_config(source_db),
+        options=OPTIONS,
+        progress=on_progress,
+    )
+    assert len(cmdlines) == 1
+    assert b"pg_dump" in cmdlines[0]
+    assert env.pg.password.encode() not in cmdlines[0]

@@ -1,0 +1,173 @@
+"""Quick checks of the throwaway servers in monetr_backup.testing."""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import botocore.config
+import botocore.exceptions
+import botocore.session
+import pytest
+
+from monetr_backup.testing import (
+    PG_DSN_ENV_VAR,
+    CommandError,
+    PostgresServer,
+    TemporaryPostgres,
+    TemporarySeaweedS3,
+    postgres_server,
+    seed_monetr_like,
+    seed_storage_dir,
+)
+
+
+def _gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == b"Z" or time.monotonic() > deadline:
+            return state == b"Z"
+        time.sleep(0.02)
+
+
+def _psql_tcp(pg: PostgresServer, password: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **pg.env(), "PGPASSWORD": password}
+    return subprocess.run(
+        [str(pg.bin_dir / "psql"), "-X", "-tA", "-c", "select current_user"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_temporary_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    with TemporaryPostgres() as pg:
+        assert pg.pid is not None
+        assert pg.base_dir is not None
+        pid, base_dir = pg.pid, pg.base_dir
+        assert pg.psql("select 1") == "1\n"
+
+        # TCP needs the password; the unix socket the helpers use is trusted.
+        assert _psql_tcp(pg, pg.password).stdout == "postgres\n"
+        wrong = _psql_tcp(pg, "wrong")
+        assert wrong.returncode != 0
+        assert "password authentication failed" in wrong.stderr
+        assert pg.dsn("x") == f"postgresql://postgres:{pg.password}@127.0.0.1:{pg.port}/x"
+
+        with pytest.raises(CommandError, match="division by zero"):
+            pg.psql("select 1/0")
+
+        pg.create_database("seeded")
+        seed_monetr_like(pg, "seeded")
+        counts = pg.psql(
+            "select (select count(*) from transactions), (select count(*) from files),"
+            " (select count(*) from secrets), (select count(*) from spending)",
+            "seeded",
+        )
+        assert counts == "1000|20|3|30\n"
+        dump = pg.pg_dump_text("seeded", restrict_key="k")
+        assert "Café ☕".encode() in dump
+        assert b"CREATE TYPE public.user_role AS ENUM" in dump
+
+        # The same server reached the way MONETR_BACKUP_TEST_PG_DSN would: over TCP.
+        monkeypatch.setenv(PG_DSN_ENV_VAR, pg.dsn("seeded"))
+        with postgres_server() as external:
+            assert type(external) is PostgresServer
+            assert external.socket_dir is None
+            assert external.database == "seeded"
+            assert external.psql("select count(*) from accounts") == "3\n"
+            assert external.pg_dump_text("seeded", restrict_key="k") == dump
+            external.create_database("scratch")
+            external.drop_database("scratch")
+        pg.drop_database("seeded")
+        assert pg.psql("select count(*) from pg_database where datname = 'seeded'") == "0\n"
+
+    assert _gone(pid)
+    assert not base_dir.exists()
+    assert pg.pid is None
+
+
+def test_temporary_postgres_start_failure_shows_log() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = TemporaryPostgres(port=port)
+        with pytest.raises(RuntimeError, match="could not bind"), server:
+            pass
+    assert server.base_dir is None
+
+
+def test_from_dsn_parses_quoted_parts() -> None:
+    server = PostgresServer.from_dsn("postgresql://u%40x:p%2Fw%3A%40@db.example:6543/my%20db")
+    assert (server.host, server.port, server.user, server.password) == (
+        "db.example",
+        6543,
+        "u@x",
+        "p/w:@",
+    )
+    assert server.database == "my db"
+    assert server.dsn() == "postgresql://u%40x:p%2Fw%3A%40@db.example:6543/my%20db"
+    assert server.env()["PGPASSWORD"] == "p/w:@"
+
+
+def test_temporary_seaweed_s3() -> None:
+    with TemporarySeaweedS3() as s3:
+        assert s3.pid is not None
+        assert s3.base_dir is not None
+        pid, base_dir, ports = s3.pid, s3.base_dir, dict(s3.ports)
+        s3.create_bucket("test-bucket")
+        client = s3.client()
+        client.put_object(Bucket="test-bucket", Key="a/b", Body=b"hello \x00 world")
+        body = client.get_object(Bucket="test-bucket", Key="a/b")["Body"].read()
+        assert body == b"hello \x00 world"
+
+        bad: Any = botocore.session.get_session().create_client(
+            "s3",
+            config=botocore.config.Config(s3={"addressing_style": "path"}),
+            **{**s3.client_kwargs(), "aws_secret_access_key": "wrong"},
+        )
+        with pytest.raises(botocore.exceptions.ClientError, match="SignatureDoesNotMatch"):
+            bad.list_objects_v2(Bucket="test-bucket")
+        bad.close()
+
+    assert _gone(pid)
+    assert not base_dir.exists()
+    for port in ports.values():
+        assert not glob.glob(f"/tmp/seaweedfs-*-grpc-{port + 10000}.sock")
+
+
+def test_seed_storage_dir(tmp_path: Path) -> None:
+    root = tmp_path / "storage"
+    files = seed_storage_dir(root, count=20)
+    assert len(files) == 20
+    assert (
+        files[
+            "data/transactions/uploads/61/01000000000000000000000001/66/01000000000000000000000001"
+        ]
+        == b""
+    )
+    for key, content in files.items():
+        parts = key.split("/")
+        assert parts[0] == "data"
+        assert parts[1:3] in (["transactions", "uploads"], ["transactions", "imports"])
+        assert parts[3] == "61"
+        assert parts[5] == "66"
+        path = root / key
+        assert path.read_bytes() == content
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        parent = path.parent
+        while parent != root:
+            assert stat.S_IMODE(parent.stat().st_mode) == 0o700
+            parent = parent.parent
