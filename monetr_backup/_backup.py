@@ -23,7 +23,7 @@ from ._config import (
     S3Destination,
     S3Storage,
 )
-from ._errors import single_errors
+from ._errors import BackupError, single_errors
 from ._format import Header, Manifest, SkippedObject
 from ._member import Member
 from ._pg_dump import open_pg_dump
@@ -192,6 +192,9 @@ async def _backup(
             async for chunk in compress(encode_tar(members), options.codec, options.level):
                 await sink.write(chunk)
                 tracker.add(archive_bytes=len(chunk))
+            if not manifests:
+                # Only reachable if a stage swallowed an error: never commit such an archive.
+                raise BackupError("the archive ended before its manifest was written")
             tracker.update(phase="committing")
             await sink.commit()
         except BaseException:
