@@ -1,0 +1,188 @@
+"""Our contenders, each in a process of its own (started by run.py under /usr/bin/time).
+
+Running the library in a subprocess, like ``aws`` in the shell baselines, means CPU
+time (this process plus its pg_dump/pg_restore children) and peak RSS are measured
+the same way for every contender. Prints one JSON line on stdout::
+
+    python benchmarks/_ours.py backup  --spec SPEC --key KEY [--storage-bucket B]
+    python benchmarks/_ours.py restore --spec SPEC --key KEY --database DB
+    python benchmarks/_ours.py objects --spec SPEC --bucket B --mode source|backup
+
+``SPEC`` is a JSON file (mode 0600) written by run.py: ``{"pg": {host, port, user,
+password, database}, "s3": {endpoint, access_key, secret_key, region}}``.
+``--endpoint`` replaces the S3 endpoint (the latency proxy).
+
+The JSON holds ``elapsed`` (seconds inside this process, from just before the library
+call to just after: no interpreter start-up or imports), ``write_bytes`` (bytes this
+process caused to be written to disk during the call, from /proc/self/io; pg_dump and
+pg_restore are separate processes and not included), the process's own
+``maxrss_kib`` and the operation's counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import SecretStr
+
+import monetr_backup as mb
+
+
+def _proc_io() -> dict[str, int]:
+    try:
+        text = Path("/proc/self/io").read_text()
+    except OSError:
+        return {}
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        values[name.strip()] = int(value)
+    return values
+
+
+def _pg(spec: dict[str, Any], database: str | None = None) -> mb.PostgresConfig:
+    pg = spec["pg"]
+    return mb.PostgresConfig(
+        host=pg["host"],
+        port=pg["port"],
+        user=pg["user"],
+        password=SecretStr(pg["password"]),
+        database=database or pg["database"],
+    )
+
+
+def _s3(spec: dict[str, Any], endpoint: str | None) -> mb.S3Config:
+    s3 = spec["s3"]
+    return mb.S3Config(
+        endpoint_url=endpoint or s3["endpoint"],
+        region=s3["region"],
+        access_key=s3["access_key"],
+        secret_key=SecretStr(s3["secret_key"]),
+    )
+
+
+class NullSink:
+    """An ArchiveSink that counts the bytes and keeps none of them."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    async def write(self, data: bytes) -> None:
+        self.bytes += len(data)
+
+    async def commit(self) -> None:
+        pass
+
+    async def abort(self) -> None:
+        pass
+
+
+async def run_backup(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
+    s3 = _s3(spec, args.endpoint)
+    storage = None
+    if args.storage_bucket:
+        storage = mb.S3Storage(s3=s3, bucket=args.storage_bucket)
+    manifest = await mb.backup(
+        mb.S3Destination(s3=s3, bucket=spec["bucket"], key=args.key),
+        database=_pg(spec),
+        storage=storage,
+    )
+    return {
+        "dump_bytes": manifest.dump_bytes,
+        "members": manifest.member_count,
+        "objects": manifest.object_count,
+        "object_bytes": manifest.object_bytes,
+    }
+
+
+async def run_restore(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
+    result = await mb.restore(
+        mb.S3Archive(s3=_s3(spec, args.endpoint), bucket=spec["bucket"], key=args.key),
+        database=_pg(spec, args.database),
+    )
+    return {"dump_bytes": result.dump_bytes, "members": result.manifest.member_count}
+
+
+async def run_objects(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
+    s3 = _s3(spec, args.endpoint)
+    if args.mode == "backup":
+        # The whole storage path of backup(): source, manifest hashing, tar; no codec.
+        sink = NullSink()
+        manifest = await mb.backup(
+            sink,
+            storage=mb.S3Storage(s3=s3, bucket=args.bucket),
+            options=mb.BackupOptions(codec=mb.Codec.NONE),
+        )
+        return {
+            "objects": manifest.object_count,
+            "object_bytes": manifest.object_bytes,
+            "tar_bytes": sink.bytes,
+        }
+    skipped: list[mb.SkippedObject] = []
+    count = 0
+    size = 0
+    tar_bytes = 0
+
+    async def counted(members: AsyncIterator[mb.Member]) -> AsyncIterator[mb.Member]:
+        nonlocal count, size
+        async for member in members:
+            count += 1
+            size += member.size
+            yield member
+
+    async with mb.open_s3_client(s3) as client:
+        source = mb.s3_objects(client, args.bucket, "", skipped)
+        # Writes to /dev/null never block.
+        with open(os.devnull, "wb") as out:  # noqa: ASYNC230
+            async for chunk in mb.encode_tar(counted(source)):
+                out.write(chunk)
+                tar_bytes += len(chunk)
+    return {"objects": count, "object_bytes": size, "tar_bytes": tar_bytes}
+
+
+RUNNERS = {"backup": run_backup, "restore": run_restore, "objects": run_objects}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="run one of our contenders, print JSON")
+    parser.add_argument("operation", choices=sorted(RUNNERS))
+    parser.add_argument("--spec", type=Path, required=True)
+    parser.add_argument("--endpoint", help="S3 endpoint to use instead of the spec's")
+    parser.add_argument("--key", help="archive key (backup, restore)")
+    parser.add_argument("--storage-bucket", help="backup: also back up this bucket")
+    parser.add_argument("--database", help="restore: target database (exists, empty)")
+    parser.add_argument("--bucket", help="objects: the storage bucket")
+    parser.add_argument("--mode", choices=["source", "backup"], default="source")
+    args = parser.parse_args()
+    spec = json.loads(args.spec.read_text())
+    runner = RUNNERS[args.operation]
+
+    io_before = _proc_io()
+    started = time.perf_counter()
+    result = anyio.run(runner, args, spec)
+    elapsed = time.perf_counter() - started
+    io_after = _proc_io()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.update(
+        elapsed=elapsed,
+        write_bytes=io_after.get("write_bytes", 0) - io_before.get("write_bytes", 0),
+        cancelled_write_bytes=(
+            io_after.get("cancelled_write_bytes", 0) - io_before.get("cancelled_write_bytes", 0)
+        ),
+        write_bytes_process=io_after.get("write_bytes", 0),
+        maxrss_kib=usage.ru_maxrss,
+        cpu_self=usage.ru_utime + usage.ru_stime,
+    )
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
