@@ -210,7 +210,12 @@ class ArchiveReader:
                 return
             if not name.startswith(prefix) or name == prefix:
                 raise ArchiveError("unexpected member", member=entry.name)
-            yield StoredObject(name[len(prefix) :], entry.size, _recorded(entry, self))
+            item = StoredObject(name[len(prefix) :], entry.size, _recorded(entry, self))
+            yield item
+            # An object the consumer did not read (a conflict, a skip, a dry run) is read
+            # here: its digest is still needed for the manifest check.
+            async for _ in item.chunks:
+                pass
 
     async def finish(self) -> Manifest:
         """Read the manifest and check every member against it; nothing may follow it."""

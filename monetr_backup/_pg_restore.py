@@ -1,16 +1,19 @@
 """The dump stream -> pg_restore (custom format) or psql (plain SQL), in one transaction.
 
 The feeder always holds the latest chunk back from the process. The dump stream ends
-only after its SHA-256 has matched the dump summary, and only then does the last chunk
-go in and stdin close. Until then pg_restore/psql cannot reach the end of its input,
-so it cannot commit: on a mismatch (or any error, or cancellation) the process is
-killed and the single transaction rolls back, leaving the database as it was.
+only after its SHA-256 has matched the dump summary; then ``before_commit`` runs (the
+restore reads and checks the rest of the archive there, up to its manifest), and only
+then does the last chunk go in and stdin close. Until then pg_restore/psql cannot reach
+the end of its input, so it cannot commit: on a mismatch (or any error, or cancellation)
+the process is killed and the single transaction rolls back, leaving the database as it
+was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 
 import anyio
 
@@ -20,6 +23,9 @@ from ._pg_dump import _StderrTail
 from ._postgres import client_env, find_binary
 
 __all__ = ["restore_args", "run_restore"]
+
+#: What writing to the tool's stdin raises once it has quit reading.
+_PIPE_ERRORS = (anyio.BrokenResourceError, BrokenPipeError, ConnectionResetError)
 
 
 def restore_args(
@@ -53,6 +59,8 @@ BEGIN
   END LOOP;
 END $$;
 CREATE SCHEMA public AUTHORIZATION pg_database_owner;
+GRANT USAGE ON SCHEMA public TO PUBLIC;
+COMMENT ON SCHEMA public IS 'standard public schema';
 """
 
 
@@ -81,11 +89,14 @@ async def run_restore(
     clean: bool = False,
     no_owner: bool = False,
     role: str | None = None,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Apply ``dump`` to ``database``; return the number of dump bytes applied.
 
+    ``before_commit`` is awaited once the whole dump stream has been read, while the last
+    chunk is still held back: whatever it raises aborts the restore before the commit.
     Raises :class:`RestoreError` with the tool's stderr tail if it fails, and re-raises
-    whatever ``dump`` raises (a checksum mismatch) after the process has been killed.
+    whatever ``dump`` or ``before_commit`` raises after the process has been killed.
     """
     program, args = restore_args(dump_format, clean=clean, no_owner=no_owner, role=role)
     binary = find_binary(program, config.bin_dir)
@@ -113,24 +124,30 @@ async def run_restore(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(drain_stderr)
+            held: bytes | None = None
             try:
                 prologue = _prologue(dump_format, clean=clean, role=role)
                 if prologue:
                     await process.stdin.send(prologue)
-                held: bytes | None = None
                 async for chunk in dump:
                     if held is not None:
                         await process.stdin.send(held)
                         applied += len(held)
                     held = chunk
-                # The dump stream has verified itself: release the last chunk.
-                if held is not None:
-                    await process.stdin.send(held)
-                    applied += len(held)
-                await process.stdin.aclose()
-            except (anyio.BrokenResourceError, BrokenPipeError, ConnectionResetError):
+            except _PIPE_ERRORS:
                 # The tool quit reading: its exit status and stderr say why.
                 pass
+            else:
+                # The dump stream has verified itself. Outside the pipe-error handler: an
+                # error of before_commit must abort the restore, not pass for the tool's.
+                if before_commit is not None:
+                    await before_commit()
+                # Release the last chunk: the tool reaches the end of its input and commits.
+                with contextlib.suppress(*_PIPE_ERRORS):
+                    if held is not None:
+                        await process.stdin.send(held)
+                        applied += len(held)
+                    await process.stdin.aclose()
             returncode = await process.wait()
             if returncode != 0:
                 raise failed(returncode)

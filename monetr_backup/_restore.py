@@ -4,7 +4,7 @@ S3 GET (resumable) / local file --> open_tar_entries (decompress + tarfile, thre
     --> ArchiveReader (names, order, sizes, SHA-256)
     --> dump_chunks --> pg_restore / psql (one transaction, last chunk held back)
     --> objects --> DirectoryTarget / S3Target
-    --> finish (manifest check) --> publish staged files
+    --> finish (manifest check) --> last dump chunk released (commit) --> publish staged files
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ._postgres import drop_database, prepare_target
 from ._progress import ProgressCallback, ProgressTracker
 from ._read_archive import file_bytes, s3_bytes
 from ._s3 import S3Client, client_for
-from ._storage_restore import DirectoryTarget, S3Target
+from ._storage_restore import DirectoryTarget, Outcome, S3Target
 from ._tar_read import open_tar_entries
 
 __all__ = [
@@ -143,13 +143,14 @@ async def restore(
 ) -> RestoreResult:
     """Restore an archive into ``database`` and/or ``storage``.
 
-    The dump is applied in one transaction that commits only after the whole dump's
-    SHA-256 has matched the archive's dump summary; any failure leaves the database as
-    it was (and drops it again if ``create_database`` made it). A target database that
-    already has tables is refused unless ``clean`` is set. Directory targets receive
-    files only after the manifest has been checked; S3 objects that fail the manifest
-    check are deleted again. ``dry_run`` reads and checks everything, and the targets,
-    but writes nothing.
+    The dump is applied in one transaction that commits only after the whole archive has
+    been read and checked (the dump against its summary, every member against the
+    manifest); any failure leaves the database as it was (and drops it again if
+    ``create_database`` made it). A target database that already has tables is refused
+    unless ``clean`` is set. Directory targets receive files only after the manifest has
+    been checked and the dump committed; S3 objects written by a restore that then fails
+    are deleted again. ``dry_run`` reads and checks everything, and the targets, but
+    writes nothing.
     """
     options = options or RestoreOptions()
     with single_errors():
@@ -175,7 +176,19 @@ async def _restore(
     tracker = ProgressTracker(progress)
     restore_db = options.database and database is not None
     created = False
+    applied = 0
+    target: DirectoryTarget | S3Target | None = None
+    manifest: Manifest | None = None
+
     async with _open_reader(source, s3_client) as reader:
+
+        async def rest_of_archive() -> None:
+            # Storage objects, then the manifest check. With a database to restore this runs
+            # while pg_restore/psql waits for the dump's last chunk: nothing commits before
+            # the whole archive has been read and checked.
+            nonlocal manifest
+            manifest = await _read_objects(reader, target, options, tracker)
+
         header = await reader.read_header()
         if restore_db and header.dump_format is None:
             raise RestoreError("the archive holds no database dump")
@@ -187,42 +200,48 @@ async def _restore(
                 clean=options.clean,
                 dry_run=options.dry_run,
             )
-        applied = 0
         try:
-            if header.dump_format is not None:
-                tracker.update(phase="restoring database" if restore_db else "checking dump")
-                dump = _counted(reader.dump_chunks(), tracker)
-                if restore_db and not options.dry_run:
-                    assert database is not None
-                    applied = await run_restore(
-                        database,
-                        database.database,
-                        header.dump_format,
-                        dump,
-                        clean=options.clean,
-                        no_owner=options.no_owner,
-                        role=options.role,
+            async with AsyncExitStack() as stack:
+                if storage is not None and options.storage:
+                    target = await stack.enter_async_context(
+                        _storage_target(storage, options, s3_client)
                     )
-                else:
-                    async for _ in dump:
-                        pass
+                try:
+                    if header.dump_format is not None:
+                        tracker.update(
+                            phase="restoring database" if restore_db else "checking dump"
+                        )
+                        dump = _counted(reader.dump_chunks(), tracker)
+                        if restore_db and not options.dry_run:
+                            assert database is not None
+                            applied = await run_restore(
+                                database,
+                                database.database,
+                                header.dump_format,
+                                dump,
+                                clean=options.clean,
+                                no_owner=options.no_owner,
+                                role=options.role,
+                                before_commit=rest_of_archive,
+                            )
+                        else:
+                            async for _ in dump:
+                                pass
+                    if manifest is None:
+                        await rest_of_archive()
+                    if isinstance(target, DirectoryTarget):
+                        await target.publish()
+                except BaseException:
+                    if target is not None:
+                        await _take_back(target)
+                    raise
         except BaseException:
             if created:
                 with anyio.CancelScope(shield=True):
                     await drop_database(database)  # type: ignore[arg-type]
             raise
-        if storage is not None and options.storage:
-            async with _storage_target(storage, options, s3_client) as target:
-                manifest = await _restore_objects(reader, target, options, tracker)
-                outcome = target.outcome
-            restored, skipped, conflicts = outcome.written, outcome.skipped, outcome.conflicts
-        else:
-            tracker.update(phase="checking storage objects")
-            async for item in reader.objects():
-                async for _ in item.chunks:
-                    pass
-            manifest = await reader.finish()
-            restored, skipped, conflicts = [], [], []
+    assert manifest is not None
+    outcome = target.outcome if target is not None else Outcome()
     tracker.update(phase="done")
     return RestoreResult(
         header=header,
@@ -231,9 +250,9 @@ async def _restore(
         database_restored=restore_db and not options.dry_run,
         database_created=created,
         dump_bytes=applied,
-        objects_restored=restored,
-        objects_skipped=skipped,
-        conflicts=conflicts,
+        objects_restored=outcome.written,
+        objects_skipped=outcome.skipped,
+        conflicts=outcome.conflicts,
     )
 
 
@@ -243,30 +262,38 @@ async def _counted(chunks: AsyncIterator[bytes], tracker: ProgressTracker) -> As
         yield chunk
 
 
-async def _restore_objects(
+async def _read_objects(
     reader: ArchiveReader,
-    target: DirectoryTarget | S3Target,
+    target: DirectoryTarget | S3Target | None,
     options: RestoreOptions,
     tracker: ProgressTracker,
 ) -> Manifest:
-    tracker.update(phase="restoring storage")
-    try:
+    """Read (and, given a target, write) every storage object, then check the manifest.
+
+    Directory targets only stage their files here; the caller publishes them.
+    """
+    if target is None:
+        tracker.update(phase="checking storage objects")
         async for item in reader.objects():
-            if await target.prepare(item.key) and not options.dry_run:
-                await target.write(item.key, item.chunks)
-            tracker.add(objects_done=1, object_bytes=item.size)
-        manifest = await reader.finish()
-    except BaseException as exc:
-        if isinstance(target, DirectoryTarget):
-            await target.discard()
-        elif isinstance(exc, ArchiveError):
-            # S3 cannot stage: take back every object this restore wrote.
-            await target.remove(target.outcome.written)
-            target.outcome.written.clear()
-        raise
+            async for _ in item.chunks:
+                pass
+        return await reader.finish()
+    tracker.update(phase="restoring storage")
+    async for item in reader.objects():
+        if await target.prepare(item.key) and not options.dry_run:
+            await target.write(item.key, item.chunks)
+        tracker.add(objects_done=1, object_bytes=item.size)
+    return await reader.finish()
+
+
+async def _take_back(target: DirectoryTarget | S3Target) -> None:
+    """Undo the storage side of a restore that failed."""
     if isinstance(target, DirectoryTarget):
-        await target.publish()
-    return manifest
+        await target.discard()
+    else:
+        # S3 cannot stage: take back every object this restore wrote.
+        await target.remove(target.outcome.written)
+        target.outcome.written.clear()
 
 
 async def verify(source: ArchiveSource, *, s3_client: S3Client | None = None) -> VerifyReport:

@@ -4,8 +4,9 @@ Directory targets are written the way monetr writes them (folders 0700, files 06
 through a safe join that follows no symlink, each file under a temporary name. Files are
 only renamed into place by :meth:`DirectoryTarget.publish`, after the manifest has
 vouched for every byte, so a failed restore leaves no half-written or unverified file.
-S3 has no rename: objects are put as they arrive and, if the manifest then disagrees,
-the ones that do not match are deleted again and reported.
+S3 has no rename: objects are put as they arrive and, if the restore then fails (the
+manifest disagrees, the database restore fails), the ones this restore wrote are deleted
+again.
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ class S3Target:
         self.outcome.written.append(key)
 
     async def remove(self, keys: list[str]) -> None:
-        """Delete objects this restore wrote that failed the manifest check."""
+        """Delete objects this restore wrote (the restore failed after writing them)."""
         with anyio.CancelScope(shield=True):
             for key in keys:
                 try:

@@ -182,17 +182,24 @@ async def open_tar_entries(chunks: AsyncIterable[bytes]) -> AsyncIterator[AsyncI
                     return  # the consumer left: the failure is only our way out
                 raise
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(pump)
-        tg.start_soon(anyio.to_thread.run_sync, parse)
-        try:
-            yield _entries(event_receive)
-        finally:
-            # Unblock the thread wherever it waits: on input (the pump's end closes it)
-            # or on output (a closed receiver makes its next send fail).
-            closing.set()
-            event_receive.close()
-            tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            tg.start_soon(anyio.to_thread.run_sync, parse)
+            try:
+                yield _entries(event_receive)
+            finally:
+                # Unblock the thread wherever it waits: on input (the pump's end closes it)
+                # or on output (a closed receiver makes its next send fail).
+                closing.set()
+                event_receive.close()
+                tg.cancel_scope.cancel()
+    finally:
+        # The pump and the thread have stopped: close what they may have left open (the
+        # thread never closes its input, and a task cancelled before it ran closes nothing),
+        # or each stream warns about being left unclosed when it is collected.
+        for stream in (raw_send, raw_receive, event_send):
+            stream.close()
 
 
 async def _entries(events: MemoryObjectReceiveStream[_Event]) -> AsyncIterator[TarEntry]:
