@@ -170,7 +170,9 @@ async def prepare_target(
 
 async def drop_database(config: PostgresConfig) -> None:
     """Drop the database a failed restore created."""
-    await _admin_execute(config, f"DROP DATABASE IF EXISTS {_quote_ident(config.database)}")
+    # FORCE: a backend the killed restore left behind must not keep the database alive.
+    sql = f"DROP DATABASE IF EXISTS {_quote_ident(config.database)} WITH (FORCE)"
+    await _admin_execute(config, sql)
 
 
 async def _admin_execute(config: PostgresConfig, sql: str) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._config import S3Config
@@ -22,6 +23,12 @@ __all__ = ["S3_ERRORS", "S3Client", "describe_error", "error_code", "open_s3_cli
 
 #: What an S3 call can raise besides our own errors.
 S3_ERRORS = (ClientError, BotoCoreError, aiohttp.ClientError, OSError)
+
+
+@functools.cache
+def _session() -> AioSession:
+    # A session loads botocore's service models (~0.5-1 s); clients made from one share them.
+    return get_session()
 
 
 @asynccontextmanager
@@ -39,8 +46,7 @@ async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
         retries={"max_attempts": 5, "mode": "standard"},
         max_pool_connections=32,
     )
-    session = get_session()
-    async with session.create_client(
+    async with _session().create_client(
         "s3",
         endpoint_url=config.endpoint_url,
         region_name=config.region,
