@@ -15,26 +15,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import subprocess
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import anyio.to_thread
-from anyio.abc import Process
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._config import DumpFormat, PostgresConfig
 from ._errors import PgDumpError
 from ._postgres import client_env, find_binary
+from ._process import Tool, open_tool, tool_version
 
 __all__ = ["PgDump", "open_pg_dump", "read_part"]
 
-#: How much of pg_dump's stderr is kept for the error message.
-STDERR_TAIL_BYTES = 8192
 #: Pipe capacity asked for (Linux F_SETPIPE_SZ): fewer, larger reads.
 PIPE_SIZE = 1024 * 1024
 #: Parts are lists of blocks of this size: big enough that per-block work is negligible.
@@ -48,27 +42,6 @@ def dump_args(dump_format: DumpFormat) -> list[str]:
         # -Z0: the archive codec compresses the whole stream; compressing twice only costs CPU.
         return ["--format=custom", "--compress=0", "--no-password"]
     return ["--format=plain", "--no-password"]
-
-
-async def tool_version(binary: Path) -> str:
-    """``pg_dump --version`` (or any client's), e.g. ``pg_dump (PostgreSQL) 15.8``."""
-    result = await anyio.run_process([str(binary), "--version"], check=False)
-    return result.stdout.decode(errors="replace").strip()
-
-
-@dataclass
-class _StderrTail:
-    chunks: deque[bytes] = field(default_factory=deque)
-    size: int = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-        self.size += len(chunk)
-        while self.size - len(self.chunks[0]) >= STDERR_TAIL_BYTES:
-            self.size -= len(self.chunks.popleft())
-
-    def text(self) -> str:
-        return b"".join(self.chunks)[-STDERR_TAIL_BYTES:].decode(errors="replace").strip()
 
 
 def read_part(fd: int, size: int) -> list[bytes]:
@@ -102,14 +75,10 @@ class PgDump:
     """A running pg_dump: its output as parts, and a check of how it ended."""
 
     def __init__(
-        self,
-        process: Process,
-        version: str,
-        tail: _StderrTail,
-        parts: MemoryObjectReceiveStream[list[bytes]],
+        self, tool: Tool, version: str, parts: MemoryObjectReceiveStream[list[bytes]]
     ) -> None:
-        self._process = process
-        self._tail = tail
+        self._process = tool.process
+        self._tail = tool.stderr
         #: The dump in parts of exactly ``part_size`` bytes (the last may be shorter),
         #: each a list of blocks.
         self.parts: AsyncIterator[list[bytes]] = parts
@@ -153,29 +122,24 @@ async def open_pg_dump(
     """
     binary = find_binary("pg_dump", config.bin_dir)
     version = await tool_version(binary)
-    tail = _StderrTail()
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    try:
+    async with AsyncExitStack() as stack:
+        stack.callback(os.close, read_fd)
         # Not Linux, or over /proc/sys/fs/pipe-max-size: the default size still works.
         with contextlib.suppress(OSError):
             fcntl.fcntl(read_fd, _F_SETPIPE_SZ, PIPE_SIZE)
         try:
-            process = await anyio.open_process(
-                [str(binary), *dump_args(dump_format), *extra_args],
-                stdin=subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=subprocess.PIPE,
-                env=client_env(config),
+            tool = await stack.enter_async_context(
+                open_tool(
+                    [str(binary), *dump_args(dump_format), *extra_args],
+                    env=client_env(config),
+                    stdout=write_fd,
+                )
             )
         finally:
             # Only pg_dump may hold the write end, so its exit is our end of file.
             os.close(write_fd)
         send, receive = anyio.create_memory_object_stream[list[bytes]](read_ahead)
-
-        async def drain_stderr() -> None:
-            assert process.stderr is not None
-            async for chunk in process.stderr:
-                tail.add(chunk)
 
         async def read_parts() -> None:
             async with send:
@@ -184,24 +148,14 @@ async def open_pg_dump(
                     if sum(map(len, part)) < part_size:
                         break
 
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(drain_stderr)
-                tg.start_soon(read_parts)
-                try:
-                    with receive:
-                        yield PgDump(process, version, tail, receive)
-                    await process.wait()
-                finally:
-                    # Killing pg_dump closes the pipe's write end, which ends the reader
-                    # thread's blocking read: the task group can then finish.
-                    if process.returncode is None:
-                        process.kill()
-        finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                await process.wait()
-                await process.aclose()
-    finally:
-        os.close(read_fd)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_parts)
+            try:
+                with receive:
+                    yield PgDump(tool, version, receive)
+                await tool.process.wait()
+            finally:
+                # Killing pg_dump closes the pipe's write end, which ends the reader
+                # thread's blocking read: only then can the task group finish.
+                if tool.process.returncode is None:
+                    tool.process.kill()

@@ -19,8 +19,8 @@ import anyio
 
 from ._config import DumpFormat, PostgresConfig
 from ._errors import RestoreError
-from ._pg_dump import _StderrTail
 from ._postgres import client_env, find_binary
+from ._process import open_tool
 
 __all__ = ["restore_args", "run_restore"]
 
@@ -100,61 +100,41 @@ async def run_restore(
     """
     program, args = restore_args(dump_format, clean=clean, no_owner=no_owner, role=role)
     binary = find_binary(program, config.bin_dir)
-    tail = _StderrTail()
     applied = 0
-    process = await anyio.open_process(
+    async with open_tool(
         [str(binary), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
         env=client_env(config, database=database),
-    )
-    assert process.stdin is not None
-
-    async def drain_stderr() -> None:
-        assert process.stderr is not None
-        async for chunk in process.stderr:
-            tail.add(chunk)
-
-    def failed(returncode: int | None) -> RestoreError:
-        text = tail.text()
-        detail = f"; {program} stderr:\n{text}" if text else ""
-        return RestoreError(f"{program} failed (exit status {returncode}){detail}")
-
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(drain_stderr)
-            held: bytes | None = None
-            try:
-                prologue = _prologue(dump_format, clean=clean, role=role)
-                if prologue:
-                    await process.stdin.send(prologue)
-                async for chunk in dump:
-                    if held is not None:
-                        await process.stdin.send(held)
-                        applied += len(held)
-                    held = chunk
-            except _PIPE_ERRORS:
-                # The tool quit reading: its exit status and stderr say why.
-                pass
-            else:
-                # The dump stream has verified itself. Outside the pipe-error handler: an
-                # error of before_commit must abort the restore, not pass for the tool's.
-                if before_commit is not None:
-                    await before_commit()
-                # Release the last chunk: the tool reaches the end of its input and commits.
-                with contextlib.suppress(*_PIPE_ERRORS):
-                    if held is not None:
-                        await process.stdin.send(held)
-                        applied += len(held)
-                    await process.stdin.aclose()
-            returncode = await process.wait()
-            if returncode != 0:
-                raise failed(returncode)
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-            await process.aclose()
+        stdin=subprocess.PIPE,
+    ) as tool:
+        stdin = tool.process.stdin
+        assert stdin is not None
+        held: bytes | None = None
+        try:
+            prologue = _prologue(dump_format, clean=clean, role=role)
+            if prologue:
+                await stdin.send(prologue)
+            async for chunk in dump:
+                if held is not None:
+                    await stdin.send(held)
+                    applied += len(held)
+                held = chunk
+        except _PIPE_ERRORS:
+            # The tool quit reading: its exit status and stderr say why.
+            pass
+        else:
+            # The dump stream has verified itself. Outside the pipe-error handler: an
+            # error of before_commit must abort the restore, not pass for the tool's.
+            if before_commit is not None:
+                await before_commit()
+            # Release the last chunk: the tool reaches the end of its input and commits.
+            with contextlib.suppress(*_PIPE_ERRORS):
+                if held is not None:
+                    await stdin.send(held)
+                    applied += len(held)
+                await stdin.aclose()
+        returncode = await tool.process.wait()
+        if returncode != 0:
+            text = tool.stderr.text()
+            detail = f"; {program} stderr:\n{text}" if text else ""
+            raise RestoreError(f"{program} failed (exit status {returncode}){detail}")
     return applied
