@@ -10,6 +10,7 @@ restores it into a fresh database and directory, and checks the copy matches.
 from __future__ import annotations
 
 import hashlib
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,22 +31,30 @@ def _digest_tree(root: Path) -> dict[str, str]:
 
 
 class Bar:
-    """A one-line progress display driven by the library's progress callback."""
+    """Progress display driven by the library's progress callback.
+
+    On a terminal it redraws one line; otherwise (CI logs) it prints each new phase.
+    """
 
     def __init__(self) -> None:
         self.last = 0.0
+        self.phase = ""
+        self.tty = sys.stdout.isatty()
 
     def __call__(self, progress: mb.Progress) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.2 and progress.phase != "done":
-            return
-        self.last = now
-        print(
-            f"\r  {progress.phase:<20} dump {progress.dump_bytes / 1e6:7.1f} MB  "
-            f"objects {progress.objects_done:4d}  archive {progress.archive_bytes / 1e6:6.1f} MB",
-            end="" if progress.phase != "done" else "\n",
-            flush=True,
+        line = (
+            f"  {progress.phase:<20} dump {progress.dump_bytes / 1e6:7.1f} MB  "
+            f"objects {progress.objects_done:4d}  archive {progress.archive_bytes / 1e6:6.1f} MB"
         )
+        if not self.tty:
+            if progress.phase != self.phase:
+                self.phase = progress.phase
+                print(line, flush=True)
+            return
+        now = time.monotonic()
+        if now - self.last >= 0.2 or progress.phase == "done":
+            self.last = now
+            print("\r" + line, end="\n" if progress.phase == "done" else "", flush=True)
 
 
 async def run(pg: TemporaryPostgres, work: Path) -> None:
