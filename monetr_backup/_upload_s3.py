@@ -314,7 +314,7 @@ async def open_s3_upload(
     part_size: int = 8 * MIB,
     max_parts: int = 10_000,
     concurrency: int = 2,
-    queue_depth: int = 2,
+    queue_depth: int = 1,
     overwrite: bool = False,
     on_stored: Callable[[int], None] | None = None,
     check_first: bool = True,
