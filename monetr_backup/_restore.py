@@ -229,11 +229,11 @@ async def _restore(
                                 pass
                     if manifest is None:
                         await rest_of_archive()
-                    if isinstance(target, DirectoryTarget):
+                    if target is not None:
                         await target.publish()
                 except BaseException:
                     if target is not None:
-                        await _take_back(target)
+                        await target.discard()
                     raise
         except BaseException:
             if created:
@@ -270,7 +270,7 @@ async def _read_objects(
 ) -> Manifest:
     """Read (and, given a target, write) every storage object, then check the manifest.
 
-    Directory targets only stage their files here; the caller publishes them.
+    Targets only stage what needs staging here; the caller publishes or discards it.
     """
     if target is None:
         tracker.update(phase="checking storage objects")
@@ -284,16 +284,6 @@ async def _read_objects(
             await target.write(item.key, item.chunks)
         tracker.add(objects_done=1, object_bytes=item.size)
     return await reader.finish()
-
-
-async def _take_back(target: DirectoryTarget | S3Target) -> None:
-    """Undo the storage side of a restore that failed."""
-    if isinstance(target, DirectoryTarget):
-        await target.discard()
-    else:
-        # S3 cannot stage: take back every object this restore wrote.
-        await target.remove(target.outcome.written)
-        target.outcome.written.clear()
 
 
 async def verify(source: ArchiveSource, *, s3_client: S3Client | None = None) -> VerifyReport:

@@ -721,6 +721,43 @@ async def test_overwrite_policy(
         assert bucket_objects(s3, storage.bucket) == expected
 
 
+@pytest.mark.parametrize("kind", ["directory", "s3"])
+async def test_failed_restore_with_always_keeps_what_was_there(
+    kind: str, sample: Sample, s3: TemporarySeaweedS3, tmp_path: Path
+) -> None:
+    """``always`` and a restore that then fails the manifest check: the objects that were
+    at the target before are all still there with their old content, and nothing the
+    restore wrote (new keys, staging copies) is left."""
+    path = copy_archive(sample, mb.DumpFormat.CUSTOM, tmp_path)
+    keys = sorted(sample.files)
+    existing = {key: b"already here: " + key.encode() for key in keys[::2]}
+    damaged_key = max(sample.files, key=lambda k: len(sample.files[k]))
+    damaged = next(name for name in member_names(path) if name.endswith("/storage/" + damaged_key))
+    flip_member_byte(path, damaged, index=3)
+    storage: mb.DirectoryStorage | mb.S3Storage
+    if kind == "directory":
+        root = tmp_path / "target"
+        write_files(root, existing, mode=0o644)
+        storage = mb.DirectoryStorage(path=root)
+    else:
+        bucket = new_bucket(s3)
+        put_objects(s3, bucket, existing)
+        storage = mb.S3Storage(s3=s3_config_for(s3), bucket=bucket)
+
+    with pytest.raises(mb.ChecksumError):
+        await mb.restore(
+            mb.FileArchive(path=path),
+            storage=storage,
+            options=mb.RestoreOptions(overwrite=mb.Overwrite.ALWAYS),
+        )
+
+    if isinstance(storage, mb.DirectoryStorage):
+        assert tree(storage.path) == existing
+        assert partial_files(storage.path) == []
+    else:
+        assert bucket_objects(s3, storage.bucket) == existing
+
+
 @pytest.mark.parametrize("policy", list(mb.Overwrite))
 async def test_directory_target_follows_no_symlink(
     policy: mb.Overwrite, sample: Sample, tmp_path: Path
