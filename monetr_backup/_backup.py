@@ -196,7 +196,10 @@ async def _backup(
                 # Only reachable if a stage swallowed an error: never commit such an archive.
                 raise BackupError("the archive ended before its manifest was written")
             tracker.update(phase="committing")
-            await sink.commit()
+            # Shielded: a cancellation arriving mid-commit must not leave the caller told
+            # "cancelled" while the archive became visible anyway.
+            with anyio.CancelScope(shield=True):
+                await sink.commit()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await sink.abort()

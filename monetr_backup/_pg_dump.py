@@ -23,7 +23,7 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._config import DumpFormat, PostgresConfig
-from ._errors import PgDumpError
+from ._errors import PgDumpError, single_errors
 from ._postgres import client_env, find_binary
 from ._process import Tool, open_tool, tool_version
 
@@ -77,8 +77,7 @@ class PgDump:
     def __init__(
         self, tool: Tool, version: str, parts: MemoryObjectReceiveStream[list[bytes]]
     ) -> None:
-        self._process = tool.process
-        self._tail = tool.stderr
+        self._tool = tool
         #: The dump in parts of exactly ``part_size`` bytes (the last may be shorter),
         #: each a list of blocks.
         self.parts: AsyncIterator[list[bytes]] = parts
@@ -88,20 +87,20 @@ class PgDump:
     @property
     def pid(self) -> int:
         """The subprocess's process id."""
-        return self._process.pid
+        return self._tool.process.pid
 
     async def wait(self) -> None:
         """Wait for pg_dump to exit; raise :class:`PgDumpError` unless it succeeded.
 
         Call after reading every part: only then is the dump known complete.
         """
-        returncode = await self._process.wait()
+        returncode = await self._tool.process.wait()
         if returncode != 0:
-            # Let the stderr drain catch up with what the process wrote before exiting.
-            await anyio.sleep(0.05)
             reason = "was killed" if returncode < 0 else "failed"
             raise PgDumpError(
-                f"pg_dump {reason}", returncode=returncode, stderr_tail=self._tail.text()
+                f"pg_dump {reason}",
+                returncode=returncode,
+                stderr_tail=await self._tool.stderr_text(),
             )
 
 
@@ -124,6 +123,7 @@ async def open_pg_dump(
     version = await tool_version(binary)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     async with AsyncExitStack() as stack:
+        stack.enter_context(single_errors())
         stack.callback(os.close, read_fd)
         # Not Linux, or over /proc/sys/fs/pipe-max-size: the default size still works.
         with contextlib.suppress(OSError):
@@ -144,7 +144,10 @@ async def open_pg_dump(
         async def read_parts() -> None:
             async with send:
                 while part := await anyio.to_thread.run_sync(read_part, read_fd, part_size):
-                    await send.send(part)
+                    try:
+                        await send.send(part)
+                    except anyio.BrokenResourceError:
+                        return  # the consumer left (its own error says why)
                     if sum(map(len, part)) < part_size:
                         break
 

@@ -42,6 +42,12 @@ def restore_args(
             args.append(f"--role={role}")
         # -d is required for pg_restore to connect at all; the name comes from PGDATABASE.
         return "pg_restore", [*args, "--dbname=", "--format=custom"]
+    if no_owner:
+        # Ownership is spelled out as SQL in a plain dump; psql cannot leave it out.
+        raise RestoreError(
+            "no_owner needs a custom-format dump; a plain dump's ALTER ... OWNER statements "
+            "always run (back up with dump_format='custom')"
+        )
     args = ["--no-psqlrc", "--quiet", "--single-transaction", "--no-password"]
     args += ["--set=ON_ERROR_STOP=1", "--file=-"]
     return "psql", args
@@ -134,7 +140,7 @@ async def run_restore(
                 await stdin.aclose()
         returncode = await tool.process.wait()
         if returncode != 0:
-            text = tool.stderr.text()
+            text = await tool.stderr_text()
             detail = f"; {program} stderr:\n{text}" if text else ""
             raise RestoreError(f"{program} failed (exit status {returncode}){detail}")
     return applied

@@ -49,6 +49,13 @@ class Tool:
 
     process: Process
     stderr: StderrTail
+    stderr_closed: anyio.Event
+
+    async def stderr_text(self) -> str:
+        """The stderr tail, once the program has closed stderr (exited) or after 1 s."""
+        with anyio.move_on_after(1):
+            await self.stderr_closed.wait()
+        return self.stderr.text()
 
 
 async def tool_version(binary: Path) -> str:
@@ -75,16 +82,21 @@ async def open_tool(
         list(args), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env
     )
 
+    closed = anyio.Event()
+
     async def drain_stderr() -> None:
         assert process.stderr is not None
-        async for chunk in process.stderr:
-            tail.add(chunk)
+        try:
+            async for chunk in process.stderr:
+                tail.add(chunk)
+        finally:
+            closed.set()
 
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(drain_stderr)
             try:
-                yield Tool(process, tail)
+                yield Tool(process, tail, closed)
             finally:
                 if process.returncode is None:
                     process.kill()

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from ._archive_read import ArchiveReader
 from ._config import (
     DirectoryStorage,
+    DumpFormat,
     FileArchive,
     PostgresConfig,
     RestoreOptions,
@@ -192,6 +193,11 @@ async def _restore(
         header = await reader.read_header()
         if restore_db and header.dump_format is None:
             raise RestoreError("the archive holds no database dump")
+        if restore_db and options.no_owner and header.dump_format is DumpFormat.PLAIN:
+            raise RestoreError(
+                "no_owner needs a custom-format dump; this archive holds a plain SQL dump, "
+                "whose ALTER ... OWNER statements always run"
+            )
         if restore_db:
             assert database is not None
             created = await prepare_target(

@@ -124,7 +124,8 @@ class DirectoryTarget:
         """Write ``key`` to a temporary file beside its final name."""
         parts = key_parts(key)
         await anyio.to_thread.run_sync(os.makedirs, self.root, 0o700, True)
-        temp = f".{parts[-1][:100]}.{secrets.token_hex(6)}.partial"
+        # A fixed-length name: the final name may already be at the 255-byte limit.
+        temp = f".monetr-restore.{secrets.token_hex(8)}.partial"
 
         def create() -> int:
             folder = _dir_fd(self.root, parts[:-1], create=True)
@@ -142,11 +143,14 @@ class DirectoryTarget:
             raise RestoreError(f"cannot create a file for {key!r}: {exc}") from exc
         staged = _Staged(key, parts, temp)
         self._staged.append(staged)
-        async with aiofiles.open(fd, "wb") as file:
-            async for chunk in chunks:
-                await file.write(chunk)
-            await file.flush()
-            await anyio.to_thread.run_sync(os.fsync, file.fileno())
+        try:
+            async with aiofiles.open(fd, "wb") as file:
+                async for chunk in chunks:
+                    await file.write(chunk)
+                await file.flush()
+                await anyio.to_thread.run_sync(os.fsync, file.fileno())
+        except OSError as exc:
+            raise RestoreError(f"writing {key!r} under {self.root} failed: {exc}") from exc
 
     async def publish(self) -> None:
         """Rename every staged file into place (the manifest has been checked)."""
@@ -177,7 +181,12 @@ class DirectoryTarget:
 
         while self._staged:
             item = self._staged.pop(0)
-            if await anyio.to_thread.run_sync(publish_one, item):
+            try:
+                published = await anyio.to_thread.run_sync(publish_one, item)
+            except OSError as exc:
+                self._staged.insert(0, item)
+                raise RestoreError(f"moving {item.key!r} into place failed: {exc}") from exc
+            if published:
                 self.outcome.written.append(item.key)
             elif self.overwrite is Overwrite.SKIP:
                 self.outcome.skipped.append(item.key)

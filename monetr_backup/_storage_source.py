@@ -22,7 +22,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from ._config import MIB
-from ._errors import StorageSourceError
+from ._errors import StorageSourceError, single_errors
 from ._format import SkippedObject, unsafe_path_reason
 from ._member import Member
 from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
@@ -47,7 +47,11 @@ def _open_nofollow(path: str, flags: int) -> int:
 
 
 async def _walk(root: Path, relative: PurePosixPath) -> AsyncIterator[tuple[str, os.DirEntry[str]]]:
-    for entry in await anyio.to_thread.run_sync(_scan, root / relative):
+    try:
+        entries = await anyio.to_thread.run_sync(_scan, root / relative)
+    except OSError as exc:
+        raise StorageSourceError(f"cannot list storage folder {str(relative)!r}: {exc}") from exc
+    for entry in entries:
         key = str(relative / entry.name) if relative.parts else entry.name
         if entry.is_dir(follow_symlinks=False):
             async for item in _walk(root, relative / entry.name):
@@ -65,6 +69,13 @@ async def directory_objects(root: Path, skipped: list[SkippedObject]) -> AsyncIt
     if not await anyio.to_thread.run_sync(root.is_dir):
         raise StorageSourceError(f"storage directory {root} does not exist")
     async for key, entry in _walk(root, PurePosixPath()):
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            # Not UTF-8 on disk: no archive member name or S3 key can carry it faithfully.
+            printable = key.encode(errors="surrogateescape").decode(errors="replace")
+            skipped.append(SkippedObject(key=printable, reason="file name is not valid UTF-8"))
+            continue
         if entry.is_symlink():
             skipped.append(SkippedObject(key=key, reason="symlink (not followed)"))
             continue
@@ -217,8 +228,7 @@ async def open_s3_objects(
         try:
             slot.response = await _get(client, bucket, slot.key)
             if slot.response is not None:
-                async with slot.response["Body"] as body:
-                    slot.data = await body.read()
+                slot.data = b"".join([c async for c in _read_body(slot.response["Body"], slot.key)])
         except Exception as exc:  # handed to the consumer, in order
             slot.error = exc
         finally:
@@ -261,13 +271,14 @@ async def open_s3_objects(
                 continue
             yield _member(slot.key, response, chunks)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(lister, tg)
-        try:
-            with slots_receive:
-                yield members()
-        finally:
-            tg.cancel_scope.cancel()
+    with single_errors():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lister, tg)
+            try:
+                with slots_receive:
+                    yield members()
+            finally:
+                tg.cancel_scope.cancel()
 
 
 async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:

@@ -27,7 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from isal import igzip
 
 from ._config import MIB, Codec
-from ._errors import ArchiveError
+from ._errors import ArchiveError, single_errors
 
 __all__ = ["TarEntry", "detect_codec", "open_tar_entries"]
 
@@ -148,9 +148,16 @@ def _parse(raw: _Pull, emit: Callable[[_Event], object]) -> None:
                         emit(chunk)
                 emit(_End(digest.hexdigest()))
                 current = None
+            # Past the end-of-archive blocks only zero padding may follow. Reading on to
+            # the end also makes the decompressor check its trailer (gzip CRC and length,
+            # zstd checksum), and catches data appended after the archive.
+            assert archive.fileobj is not None
+            while rest := archive.fileobj.read(READ_SIZE):
+                if rest.count(0) != len(rest):
+                    raise tarfile.ReadError("data after the end of the archive")
     except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
         reason = str(exc) or type(exc).__name__
-        if isinstance(exc, EOFError | tarfile.ReadError) and "end" in reason:
+        if isinstance(exc, EOFError) or "unexpected end" in reason:
             reason = f"archive is truncated ({reason})"
         error = ArchiveError(f"unreadable archive: {reason}", member=current)
         error.__cause__ = exc
@@ -182,24 +189,25 @@ async def open_tar_entries(chunks: AsyncIterable[bytes]) -> AsyncIterator[AsyncI
                     return  # the consumer left: the failure is only our way out
                 raise
 
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump)
-            tg.start_soon(anyio.to_thread.run_sync, parse)
-            try:
-                yield _entries(event_receive)
-            finally:
-                # Unblock the thread wherever it waits: on input (the pump's end closes it)
-                # or on output (a closed receiver makes its next send fail).
-                closing.set()
-                event_receive.close()
-                tg.cancel_scope.cancel()
-    finally:
-        # The pump and the thread have stopped: close what they may have left open (the
-        # thread never closes its input, and a task cancelled before it ran closes nothing),
-        # or each stream warns about being left unclosed when it is collected.
-        for stream in (raw_send, raw_receive, event_send):
-            stream.close()
+    with single_errors():
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pump)
+                tg.start_soon(anyio.to_thread.run_sync, parse)
+                try:
+                    yield _entries(event_receive)
+                finally:
+                    # Unblock the thread wherever it waits: on input (the pump's end closes it)
+                    # or on output (a closed receiver makes its next send fail).
+                    closing.set()
+                    event_receive.close()
+                    tg.cancel_scope.cancel()
+        finally:
+            # The pump and the thread have stopped: close what they may have left open (the
+            # thread never closes its input, and a task cancelled before it ran closes nothing),
+            # or each stream warns about being left unclosed when it is collected.
+            for stream in (raw_send, raw_receive, event_send):
+                stream.close()
 
 
 async def _entries(events: MemoryObjectReceiveStream[_Event]) -> AsyncIterator[TarEntry]:

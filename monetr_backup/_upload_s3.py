@@ -30,7 +30,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._config import MIB, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
-from ._errors import DestinationError
+from ._errors import DestinationError, single_errors
 from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
 
 __all__ = ["S3Upload", "open_s3_upload", "part_size_for"]
@@ -188,8 +188,16 @@ class S3Upload:
         self.bytes_written += len(data)
         while True:
             size = part_size_for(self._next_number, self._part_size, self._max_parts)
-            # The last allowed part takes whatever remains, so never cut it early.
-            if self._pending_size < size or self._next_number == self._max_parts:
+            if self._next_number == self._max_parts:
+                # The last allowed part takes whatever remains, but no more than a part:
+                # beyond that the archive cannot fit, and memory would grow without bound.
+                if self._pending_size > size:
+                    raise DestinationError(
+                        f"{self.url}: the archive does not fit in max_parts={self._max_parts} "
+                        "parts; raise max_parts or part_size"
+                    )
+                break
+            if self._pending_size < size:
                 break
             await self._enqueue(self._take(size))
 
@@ -347,12 +355,14 @@ async def open_s3_upload(
             upload._receive.close()
             raise
     try:
-        async with anyio.create_task_group() as tg:
-            upload._start(tg)
-            try:
-                yield upload
-            finally:
-                # Not committed: stop the workers so the task group can end.
-                await upload.abort()
+        # The caller sees a worker's error as itself, not wrapped in an ExceptionGroup.
+        with single_errors():
+            async with anyio.create_task_group() as tg:
+                upload._start(tg)
+                try:
+                    yield upload
+                finally:
+                    # Not committed: stop the workers so the task group can end.
+                    await upload.abort()
     finally:
         await upload._abort_upload()

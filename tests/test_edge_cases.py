@@ -1,0 +1,121 @@
+"""Edge cases found in review: odd files in a storage folder, archives with data after
+their end, a stream too big for its part limit, options a dump format cannot honour."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+from backup_support import MIN_PART, multipart_uploads, object_keys
+from conftest import Env
+from helpers_archive import tree
+
+import monetr_backup as mb
+from monetr_backup.testing import TemporarySeaweedS3
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_odd_files_in_a_storage_folder_are_skipped_and_recorded(tmp_path: Path) -> None:
+    """A symlink, a FIFO and a file whose name is not UTF-8 are not archived; the manifest
+    names each with the reason, and the regular files round-trip."""
+    root = tmp_path / "storage"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "ok.csv").write_bytes(b"a,b\n")
+    (root / "data" / "link").symlink_to(root / "data" / "ok.csv")
+    os.mkfifo(root / "data" / "pipe")
+    (root / "data").joinpath(os.fsdecode(b"bad-\xff-name")).write_bytes(b"x")
+    archive = tmp_path / "a.tar.gz"
+
+    manifest = await mb.backup(
+        mb.FileDestination(path=archive), storage=mb.DirectoryStorage(path=root)
+    )
+
+    reasons = {item.key: item.reason for item in manifest.skipped}
+    assert reasons["data/link"] == "symlink (not followed)"
+    assert reasons["data/pipe"] == "not a regular file"
+    assert reasons["data/bad-\ufffd-name"] == "file name is not valid UTF-8"
+    assert manifest.object_count == 1
+    restored = tmp_path / "restored"
+    await mb.restore(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=restored))
+    assert tree(restored) == {"data/ok.csv": b"a,b\n"}
+
+
+async def test_data_after_the_end_of_the_archive_is_damage(tmp_path: Path) -> None:
+    """A second gzip member appended after the archive is reported, not ignored."""
+    root = tmp_path / "storage"
+    root.mkdir()
+    (root / "f").write_bytes(b"content")
+    archive = tmp_path / "a.tar.gz"
+    await mb.backup(mb.FileDestination(path=archive), storage=mb.DirectoryStorage(path=root))
+    assert (await mb.verify(mb.FileArchive(path=archive))).ok
+
+    appended = tmp_path / "appended.tar.gz"
+    appended.write_bytes(archive.read_bytes() + gzip.compress(b"more tar data" * 100))
+    report = await mb.verify(mb.FileArchive(path=appended))
+    assert not report.ok
+    assert "data after the end of the archive" in report.problems[0].message
+    with pytest.raises(mb.ArchiveError, match="after the end"):
+        await mb.restore(
+            mb.FileArchive(path=appended), storage=mb.DirectoryStorage(path=tmp_path / "t")
+        )
+    assert tree(tmp_path / "t") == {}
+
+
+async def test_restore_of_a_long_unicode_file_name(tmp_path: Path) -> None:
+    """A 240-byte UTF-8 file name (near the 255-byte limit) restores: temporary names
+    do not grow with the final name."""
+    name = "明" * 80  # 240 bytes
+    root = tmp_path / "storage"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / name).write_bytes(b"long")
+    archive = tmp_path / "a.tar.gz"
+    await mb.backup(mb.FileDestination(path=archive), storage=mb.DirectoryStorage(path=root))
+    restored = tmp_path / "restored"
+    await mb.restore(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=restored))
+    assert tree(restored) == {f"data/{name}": b"long"}
+
+
+async def test_stream_too_big_for_max_parts_fails_cleanly(
+    s3: TemporarySeaweedS3, s3_config: mb.S3Config, bucket: str
+) -> None:
+    """At the last allowed part, data beyond one part is refused with a typed error (not
+    buffered without bound), and the multipart upload is aborted."""
+
+    async def upload_three_parts() -> None:
+        async with (
+            mb.open_s3_client(s3_config) as client,
+            mb.open_s3_upload(client, bucket, "big", part_size=MIN_PART, max_parts=1) as upload,
+        ):
+            for _ in range(3):
+                await upload.write(os.urandom(MIN_PART))
+            await upload.commit()
+
+    with pytest.raises(mb.DestinationError, match="max_parts"):
+        await upload_three_parts()
+    assert object_keys(s3.client(), bucket) == []
+    assert multipart_uploads(s3.client(), bucket) == []
+
+
+async def test_no_owner_with_a_plain_dump_is_refused_up_front(
+    env: Env, source_db: str, tmp_path: Path
+) -> None:
+    """psql cannot skip ownership: asking for it is an error before any database is made."""
+    archive = tmp_path / "plain.tar.gz"
+    await mb.backup(
+        mb.FileDestination(path=archive),
+        database=env.pg_config(source_db),
+        options=mb.BackupOptions(dump_format=mb.DumpFormat.PLAIN),
+    )
+    target = env.databases.create()
+    env.pg.drop_database(target)
+    with pytest.raises(mb.RestoreError, match="no_owner"):
+        await mb.restore(
+            mb.FileArchive(path=archive),
+            database=env.pg_config(target),
+            options=mb.RestoreOptions(no_owner=True, create_database=True),
+        )
+    exists = env.pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'")
+    assert exists.strip() == "0"
