@@ -229,6 +229,7 @@ class ArchiveReader:
             raise ArchiveError("member after the manifest", member=trailing.name)
         self.manifest = manifest
         mismatches = _compare(members, manifest.members)
+        mismatches += _check_totals(manifest, members, self._top, self.header)
         if mismatches and self.strict:
             raise ChecksumError(
                 "archive does not match its manifest: "
@@ -243,6 +244,26 @@ async def _recorded(entry: TarEntry, reader: ArchiveReader) -> AsyncIterator[byt
     async for chunk in entry.chunks:
         yield chunk
     reader._record(entry)
+
+
+def _check_totals(
+    manifest: Manifest, members: list[MemberEntry], top: str, header: Header | None
+) -> list[tuple[str, str]]:
+    """The manifest's own counts and names must agree with the members it lists."""
+    name = f"{top}/{MANIFEST_NAME}"
+    problems: list[tuple[str, str]] = []
+    if manifest.top_folder != top or (header is not None and header.top_folder != top):
+        problems.append((name, f"top folder is {top!r}, the header or manifest says otherwise"))
+    if manifest.member_count != len(manifest.members):
+        problems.append((name, "member_count does not match the members listed"))
+    if manifest.total_bytes != sum(entry.size for entry in manifest.members):
+        problems.append((name, "total_bytes does not match the members listed"))
+    storage = [e for e in members if e.name.startswith(f"{top}/{STORAGE_DIR}/")]
+    if manifest.object_count != len(storage) or manifest.object_bytes != sum(
+        e.size for e in storage
+    ):
+        problems.append((name, "object_count/object_bytes do not match the storage members"))
+    return problems
 
 
 def _compare(seen: list[MemberEntry], listed: list[MemberEntry]) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -72,6 +73,27 @@ class PostgresConfig(_Model):
     #: PostgreSQL's bin directory, then ``PATH``.
     bin_dir: Path | None = None
     connect_timeout: float = Field(10.0, gt=0)
+
+    @classmethod
+    def from_dsn(cls, dsn: str, **overrides: object) -> PostgresConfig:
+        """Settings from a ``postgresql://user:password@host:port/database?sslmode=...`` URL.
+
+        ``overrides`` set any other field (``bin_dir``, ``connect_timeout``).
+        """
+        url = urlsplit(dsn)
+        if url.scheme not in {"postgres", "postgresql"}:
+            raise ValueError("a DSN starts with postgresql:// (the password is not shown)")
+        query = parse_qs(url.query)
+        fields: dict[str, object] = {
+            "host": url.hostname or "localhost",
+            "port": url.port or 5432,
+            "user": unquote(url.username) if url.username else "postgres",
+            "password": SecretStr(unquote(url.password)) if url.password else None,
+            "database": unquote(url.path.lstrip("/")) or "postgres",
+        }
+        if "sslmode" in query:
+            fields["sslmode"] = query["sslmode"][-1]
+        return cls.model_validate({**fields, **overrides})
 
 
 class S3Config(_Model):

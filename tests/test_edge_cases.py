@@ -119,3 +119,23 @@ async def test_no_owner_with_a_plain_dump_is_refused_up_front(
         )
     exists = env.pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'")
     assert exists.strip() == "0"
+
+
+def test_postgres_config_from_dsn() -> None:
+    """A DSN fills every field, unquoting user and password; the password stays secret."""
+    config = mb.PostgresConfig.from_dsn(
+        "postgresql://mon%40tr:p%40ss@db.local:6543/monetr?sslmode=require", connect_timeout=3
+    )
+    assert (config.host, config.port, config.user, config.database, config.sslmode) == (
+        "db.local",
+        6543,
+        "mon@tr",
+        "monetr",
+        "require",
+    )
+    assert config.password is not None
+    assert config.password.get_secret_value() == "p@ss"
+    assert "p@ss" not in repr(config)
+    assert config.connect_timeout == 3
+    with pytest.raises(ValueError, match="postgresql://"):
+        mb.PostgresConfig.from_dsn("mysql://x@y/z")
