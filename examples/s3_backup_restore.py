@@ -1,0 +1,70 @@
+"""Back up to S3 and restore from S3, the way an ops script would.
+
+Runs against a throwaway PostgreSQL and a local SeaweedFS S3 server so it works anywhere;
+point the configs at your own servers to use it for real:
+
+    python examples/s3_backup_restore.py
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio
+from pydantic import SecretStr
+
+import monetr_backup as mb
+from monetr_backup.testing import TemporaryPostgres, TemporarySeaweedS3, seed_monetr_like
+
+
+async def run(pg: TemporaryPostgres, s3: TemporarySeaweedS3) -> None:
+    s3_config = mb.S3Config(
+        endpoint_url=s3.endpoint_url,
+        access_key=s3.access_key,
+        secret_key=SecretStr(s3.secret_key),
+    )
+    # monetr's S3 storage provider keeps uploads at the bucket root.
+    s3.client().put_object(
+        Bucket="monetr-storage",
+        Key="data/transactions/uploads/61/01HX/66/01HY",
+        Body=b"Date,Description,Amount\n2024-03-01,Caf\xc3\xa9,-3.50\n",
+    )
+    source = mb.PostgresConfig.from_dsn(pg.dsn("monetr"))
+    key = f"monetr/{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}.tar.gz"
+
+    manifest = await mb.backup(
+        mb.S3Destination(s3=s3_config, bucket="backups", key=key),
+        database=source,
+        storage=mb.S3Storage(s3=s3_config, bucket="monetr-storage"),
+        options=mb.BackupOptions(kms_provider="plaintext"),
+    )
+    print(f"backed up {manifest.dump_bytes:,} dump bytes, {manifest.object_count} objects")
+
+    archive = mb.S3Archive(s3=s3_config, bucket="backups", key=key)
+    info = await mb.inspect(archive)
+    print(f"archive {info.header.top_folder}: {info.manifest.member_count} members")
+
+    result = await mb.restore(
+        archive,
+        database=source.model_copy(update={"database": "monetr_copy"}),
+        storage=mb.S3Storage(s3=s3_config, bucket="monetr-storage-copy"),
+        options=mb.RestoreOptions(create_database=True),
+    )
+    print(
+        f"restored: database={result.database_restored}, "
+        f"objects={result.objects_restored}, conflicts={result.conflicts}"
+    )
+
+
+def main() -> None:
+    """Start the servers, seed them, run the example."""
+    with TemporaryPostgres() as pg, TemporarySeaweedS3() as s3:
+        pg.create_database("monetr")
+        seed_monetr_like(pg, "monetr")
+        for bucket in ("monetr-storage", "monetr-storage-copy", "backups"):
+            s3.create_bucket(bucket)
+        anyio.run(run, pg, s3)
+
+
+if __name__ == "__main__":
+    main()
