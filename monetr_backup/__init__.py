@@ -49,7 +49,7 @@ from ._errors import (
 )
 from ._format import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
 from ._member import Member
-from ._pg_dump import PgDump, open_pg_dump
+from ._pg_dump import DumpPart, PgDump, open_pg_dump
 from ._pg_restore import run_restore
 from ._progress import Progress, ProgressCallback
 from ._read_archive import file_bytes, s3_bytes
@@ -78,6 +78,7 @@ __all__ = [
     "DirectoryTarget",
     "DumpFormat",
     "DumpInput",
+    "DumpPart",
     "DumpSummary",
     "FileArchive",
     "FileDestination",

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import anyio.to_thread
 from pydantic import BaseModel
 
 from ._config import DumpFormat
@@ -29,6 +28,7 @@ from ._format import (
     storage_member_name,
 )
 from ._member import Member
+from ._pg_dump import DumpPart
 from ._progress import ProgressTracker
 from ._version import __version__
 
@@ -80,22 +80,16 @@ class Ledger:
 class DumpInput:
     """The dump side of an archive: its parts, and a check that pg_dump succeeded."""
 
-    #: Each part is a list of blocks (see :func:`~monetr_backup.open_pg_dump`).
-    parts: AsyncIterable[list[bytes]]
+    #: The parts, already hashed (see :func:`~monetr_backup.open_pg_dump`).
+    parts: AsyncIterable[DumpPart]
     #: Awaited after the last part; raises if the dump did not complete.
     finished: Callable[[], Awaitable[None]]
+    #: SHA-256 of the whole dump, asked for after the last part.
+    sha256: Callable[[], str]
     dump_format: DumpFormat
     part_size: int
     pg_dump_version: str
     server_version: str
-
-
-def _digest_part(part: list[bytes], whole: hashlib._Hash) -> str:
-    digest = hashlib.sha256()
-    for block in part:
-        whole.update(block)
-        digest.update(block)
-    return digest.hexdigest()
 
 
 async def archive_members(
@@ -115,13 +109,10 @@ async def archive_members(
     dump_bytes = 0
     if dump is not None:
         progress.update(phase="dumping database")
-        whole = hashlib.sha256()
         count = 0
         async for part in dump.parts:
             count += 1
-            # Hashing 8 MiB takes milliseconds; a worker thread keeps the loop responsive.
-            digest = await anyio.to_thread.run_sync(_digest_part, part, whole)
-            member = ledger.hashed(dump_part_name(count), part, digest)
+            member = ledger.hashed(dump_part_name(count), part.blocks, part.sha256)
             yield member
             dump_bytes += member.size
             progress.add(dump_bytes=member.size)
@@ -130,7 +121,7 @@ async def archive_members(
             total_bytes=dump_bytes,
             part_count=count,
             part_size=dump.part_size,
-            sha256=whole.hexdigest(),
+            sha256=dump.sha256(),
             dump_format=dump.dump_format,
             pg_dump_version=dump.pg_dump_version,
             server_version=dump.server_version,

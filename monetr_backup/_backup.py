@@ -163,6 +163,7 @@ async def _backup(
             dump = DumpInput(
                 parts=process.parts,
                 finished=process.wait,
+                sha256=lambda: process.sha256,
                 dump_format=options.dump_format,
                 part_size=options.dump_part_size,
                 pg_dump_version=process.version,

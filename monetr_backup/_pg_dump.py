@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
@@ -27,7 +29,7 @@ from ._errors import PgDumpError, single_errors
 from ._postgres import client_env, find_binary
 from ._process import Tool, open_tool, tool_version
 
-__all__ = ["PgDump", "open_pg_dump", "read_part"]
+__all__ = ["DumpPart", "PgDump", "open_pg_dump", "read_part"]
 
 #: Pipe capacity asked for (Linux F_SETPIPE_SZ): fewer, larger reads.
 PIPE_SIZE = 1024 * 1024
@@ -71,16 +73,47 @@ def read_part(fd: int, size: int) -> list[bytes]:
     return blocks
 
 
+@dataclass(frozen=True, slots=True)
+class DumpPart:
+    """One part of the dump: its bytes as blocks, and their SHA-256."""
+
+    blocks: list[bytes]
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        """The part's length in bytes."""
+        return sum(map(len, self.blocks))
+
+
+def read_hashed_part(fd: int, size: int, whole: hashlib._Hash) -> DumpPart:
+    """Blocking: :func:`read_part`, hashing the part and adding it to ``whole``.
+
+    Hashing here, in the reader thread that mostly waits for pg_dump anyway, keeps the
+    two SHA-256 passes off the path of compression.
+    """
+    blocks = read_part(fd, size)
+    digest = hashlib.sha256()
+    for block in blocks:
+        digest.update(block)
+        whole.update(block)
+    return DumpPart(blocks, digest.hexdigest())
+
+
 class PgDump:
     """A running pg_dump: its output as parts, and a check of how it ended."""
 
     def __init__(
-        self, tool: Tool, version: str, parts: MemoryObjectReceiveStream[list[bytes]]
+        self,
+        tool: Tool,
+        version: str,
+        parts: MemoryObjectReceiveStream[DumpPart],
+        whole: hashlib._Hash,
     ) -> None:
         self._tool = tool
-        #: The dump in parts of exactly ``part_size`` bytes (the last may be shorter),
-        #: each a list of blocks.
-        self.parts: AsyncIterator[list[bytes]] = parts
+        self._whole = whole
+        #: The dump in parts of exactly ``part_size`` bytes (the last may be shorter).
+        self.parts: AsyncIterator[DumpPart] = parts
         #: ``pg_dump --version`` of the binary that runs.
         self.version = version
 
@@ -88,6 +121,11 @@ class PgDump:
     def pid(self) -> int:
         """The subprocess's process id."""
         return self._tool.process.pid
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the whole dump read so far (all of it, once the parts are done)."""
+        return self._whole.hexdigest()
 
     async def wait(self) -> None:
         """Wait for pg_dump to exit; raise :class:`PgDumpError` unless it succeeded.
@@ -139,23 +177,29 @@ async def open_pg_dump(
         finally:
             # Only pg_dump may hold the write end, so its exit is our end of file.
             os.close(write_fd)
-        send, receive = anyio.create_memory_object_stream[list[bytes]](read_ahead)
+        send, receive = anyio.create_memory_object_stream[DumpPart](read_ahead)
+        whole = hashlib.sha256()
 
         async def read_parts() -> None:
             async with send:
-                while part := await anyio.to_thread.run_sync(read_part, read_fd, part_size):
+                while True:
+                    part = await anyio.to_thread.run_sync(
+                        read_hashed_part, read_fd, part_size, whole
+                    )
+                    if not part.blocks:
+                        break
                     try:
                         await send.send(part)
                     except anyio.BrokenResourceError:
                         return  # the consumer left (its own error says why)
-                    if sum(map(len, part)) < part_size:
+                    if part.size < part_size:
                         break
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(read_parts)
             try:
                 with receive:
-                    yield PgDump(tool, version, receive)
+                    yield PgDump(tool, version, receive, whole)
                 await tool.process.wait()
             finally:
                 # Killing pg_dump closes the pipe's write end, which ends the reader
