@@ -210,7 +210,7 @@ async def open_s3_objects(
     prefix: str,
     skipped: list[SkippedObject],
     *,
-    prefetch_objects: int = 8,
+    prefetch_objects: int = 32,
     prefetch_bytes: int = 16 * MIB,
 ) -> AsyncIterator[AsyncIterator[Member]]:
     """Every object under ``prefix`` in ``bucket``, in listing order, fetched ahead.
