@@ -155,7 +155,7 @@ async def _backup(
         objects, storage_label = await _open_storage(stack, storage, skipped, s3_client)
         dump: DumpInput | None = None
         if database is not None and server is not None:
-            # One part waits while the previous one is hashed, compressed and uploaded,
+            # One part waits while the previous one is compressed and uploaded,
             # so pg_dump keeps writing.
             process = await stack.enter_async_context(
                 open_pg_dump(database, options.dump_format, part_size=options.dump_part_size)
