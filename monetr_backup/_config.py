@@ -69,6 +69,11 @@ class PostgresConfig(_Model):
     database: str = "postgres"
     #: Passed to libpq as PGSSLMODE (``disable``, ``prefer``, ``require``, ``verify-full`` ...).
     sslmode: str | None = None
+    #: CA certificate to verify the server with (monetr's ``caCertificatePath``).
+    sslrootcert: Path | None = None
+    #: Client certificate and key (monetr's ``certificatePath`` and ``keyPath``).
+    sslcert: Path | None = None
+    sslkey: Path | None = None
     #: Where ``pg_dump``/``pg_restore``/``psql`` live; ``None`` picks the newest installed
     #: PostgreSQL's bin directory, then ``PATH``.
     bin_dir: Path | None = None
@@ -91,8 +96,9 @@ class PostgresConfig(_Model):
             "password": SecretStr(unquote(url.password)) if url.password else None,
             "database": unquote(url.path.lstrip("/")) or "postgres",
         }
-        if "sslmode" in query:
-            fields["sslmode"] = query["sslmode"][-1]
+        for name in ("sslmode", "sslrootcert", "sslcert", "sslkey"):
+            if name in query:
+                fields[name] = query[name][-1]
         return cls.model_validate({**fields, **overrides})
 
 

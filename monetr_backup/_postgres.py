@@ -11,6 +11,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import anyio
 import asyncpg
@@ -72,20 +73,33 @@ def client_env(config: PostgresConfig, *, database: str | None = None) -> dict[s
     )
     if not config.password:
         del env["PGPASSWORD"]
-    if config.sslmode:
-        env["PGSSLMODE"] = config.sslmode
+    for name, value in _tls_settings(config).items():
+        env[f"PG{name.upper()}"] = value
     return env
+
+
+def _tls_settings(config: PostgresConfig) -> dict[str, str]:
+    """libpq's TLS settings that are set, by their connection-string names."""
+    values = {
+        "sslmode": config.sslmode,
+        "sslrootcert": config.sslrootcert,
+        "sslcert": config.sslcert,
+        "sslkey": config.sslkey,
+    }
+    return {name: str(value) for name, value in values.items() if value is not None}
 
 
 async def connect(config: PostgresConfig, database: str | None = None) -> asyncpg.Connection:
     """An asyncpg connection to ``database`` (default: the configured one)."""
+    tls = _tls_settings(config)
     return await asyncpg.connect(
+        # asyncpg reads certificate paths from a DSN's query, like libpq does.
+        f"postgresql://?{urlencode(tls)}" if tls else None,
         host=config.host,
         port=config.port,
         user=config.user,
         database=database or config.database,
         password=config.password.get_secret_value() if config.password else None,
-        ssl=config.sslmode,  # type: ignore[arg-type]  # libpq's sslmode names
         timeout=config.connect_timeout,
     )
 

@@ -13,6 +13,7 @@ from conftest import Env
 from helpers_archive import tree
 
 import monetr_backup as mb
+from monetr_backup._postgres import client_env
 from monetr_backup.testing import TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio
@@ -139,3 +140,29 @@ def test_postgres_config_from_dsn() -> None:
     assert config.connect_timeout == 3
     with pytest.raises(ValueError, match="postgresql://"):
         mb.PostgresConfig.from_dsn("mysql://x@y/z")
+
+
+def test_tls_settings_reach_the_client_programs() -> None:
+    """monetr's CA, certificate and key paths go to pg_dump/pg_restore/psql as libpq's
+    PGSSL* variables; the password travels in PGPASSWORD only."""
+    config = mb.PostgresConfig.from_dsn(
+        "postgresql://u:secret@h/d?sslmode=verify-full&sslrootcert=/ca.pem"
+        "&sslcert=/c.pem&sslkey=/k.pem"
+    )
+    env = client_env(config)
+    assert {key: value for key, value in env.items() if key.startswith("PGSSL")} == {
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": "/ca.pem",
+        "PGSSLCERT": "/c.pem",
+        "PGSSLKEY": "/k.pem",
+    }
+    assert env["PGPASSWORD"] == "secret"
+    assert [key for key, value in env.items() if "secret" in value] == ["PGPASSWORD"]
+
+
+async def test_sslmode_require_against_a_server_without_tls(env: Env) -> None:
+    """sslmode reaches the preflight connection too: require fails against a plain server."""
+    config = env.pg_config("postgres").model_copy(update={"sslmode": "require"})
+    with pytest.raises(mb.DatabaseConnectionError, match="SSL"):
+        await mb.backup(mb.FileDestination(path=env.output_dir / "x.tar.gz"), database=config)
+    assert list(env.output_dir.iterdir()) == []
