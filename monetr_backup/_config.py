@@ -155,7 +155,7 @@ class S3Destination(_Model):
     s3: S3Config
     bucket: str
     key: str = Field(min_length=1)
-    part_size: int = Field(8 * MIB, ge=S3_MIN_PART_SIZE, le=S3_MAX_PART_SIZE)
+    part_size: int = Field(S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE, le=S3_MAX_PART_SIZE)
     max_parts: int = Field(10_000, ge=1, le=10_000)
     concurrency: int = Field(2, ge=1)
     queue_depth: int = Field(1, ge=0)
@@ -223,7 +223,7 @@ class BackupOptions(_Model):
 
     dump_format: DumpFormat = DumpFormat.CUSTOM
     #: Each dump part is read whole into memory before it is written: this bounds memory.
-    dump_part_size: int = Field(4 * MIB, ge=1)
+    dump_part_size: int = Field(2 * MIB, ge=1)
     codec: Codec = Codec.GZIP
     #: ``None`` picks the codec's default (gzip: 1 with ISA-L; zstd: 3).
     level: int | None = None

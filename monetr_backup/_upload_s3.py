@@ -7,8 +7,9 @@ pg_dump down to the upload's pace, so memory stays bounded by::
     largest part size x (queue_depth + concurrency + 1)
 
 The part size doubles after every tenth of ``max_parts``, so a stream of unknown length
-cannot run out of part numbers: with 8 MiB parts and 10,000 parts the first 8 GiB go up
-in 8 MiB parts and the ceiling is past S3's 5 TiB object limit.
+does not run out of part numbers: with 5 MiB parts and 10,000 parts the first ~5 GB go
+up in 5 MiB parts and the ceiling is about S3's 5 TiB object limit. A stream that still
+does not fit is refused with :class:`DestinationError` rather than buffered.
 
 Nothing is visible at the key until CompleteMultipartUpload (or, for an archive smaller
 than one part, a single PutObject), which only :meth:`S3Upload.commit` sends. Every other
@@ -29,7 +30,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._config import MIB, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+from ._config import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from ._errors import DestinationError, single_errors
 from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
 
@@ -319,7 +320,7 @@ async def open_s3_upload(
     bucket: str,
     key: str,
     *,
-    part_size: int = 8 * MIB,
+    part_size: int = S3_MIN_PART_SIZE,
     max_parts: int = 10_000,
     concurrency: int = 2,
     queue_depth: int = 1,
