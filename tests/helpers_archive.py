@@ -12,6 +12,7 @@ import functools
 import gzip
 import io
 import os
+import shutil
 import stat
 import tarfile
 import uuid
@@ -294,3 +295,14 @@ def child_processes() -> dict[int, str]:
         if int(ppid) == me:
             children[int(entry)] = name
     return children
+
+
+#: The top folder of the archives these tests build by hand.
+TOP = "monetr-backup-20240305T141502Z"
+
+
+def copy_archive(sample: Sample, dump_format: mb.DumpFormat, tmp_path: Path) -> Path:
+    """A private copy of a sample archive, for a test to damage."""
+    path = tmp_path / f"copy-{dump_format}.tar.gz"
+    shutil.copyfile(sample.archives[dump_format], path)
+    return path

@@ -23,10 +23,12 @@ from conftest import Databases
 from helpers_archive import (
     PART_SIZE,
     RESTRICT_KEY,
+    TOP,
     Sample,
     bucket_objects,
     build_tar,
     child_processes,
+    copy_archive,
     database_exists,
     decompress,
     flip_member_byte,
@@ -56,13 +58,6 @@ pytestmark = pytest.mark.anyio
 def sample(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
     with make_sample(pg, tmp_path_factory.mktemp("restore-sample")) as made:
         yield made
-
-
-def copy_archive(sample: Sample, dump_format: mb.DumpFormat, tmp_path: Path) -> Path:
-    """A private copy of a sample archive, for a test to damage."""
-    path = tmp_path / f"copy-{dump_format}.tar.gz"
-    shutil.copyfile(sample.archives[dump_format], path)
-    return path
 
 
 def new_database_name(databases: Databases) -> str:
@@ -431,9 +426,6 @@ async def test_changed_storage_object_is_caught_by_the_manifest(
             storage=mb.S3Storage(s3=s3_config_for(s3), bucket=bucket),
         )
     assert bucket_objects(s3, bucket) == {}
-
-
-TOP = "monetr-backup-20240305T141502Z"
 
 
 def summary_json(parts: list[bytes], *, sha256: str | None = None) -> bytes:

@@ -7,15 +7,16 @@ kind of damage shows; inspect() returns the header and the manifest.
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers_archive import (
+    TOP,
     Sample,
     build_tar,
+    copy_archive,
     flip_member_byte,
     header_json,
     make_sample,
@@ -31,19 +32,11 @@ from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio
 
-TOP = "monetr-backup-20240305T141502Z"
-
 
 @pytest.fixture(scope="module")
 def sample(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
     with make_sample(pg, tmp_path_factory.mktemp("verify-sample")) as made:
         yield made
-
-
-def damaged_copy(sample: Sample, dump_format: mb.DumpFormat, tmp_path: Path) -> Path:
-    path = tmp_path / f"damaged-{dump_format}.tar.gz"
-    shutil.copyfile(sample.archives[dump_format], path)
-    return path
 
 
 def problem_members(report: mb.VerifyReport) -> list[str | None]:
@@ -105,7 +98,7 @@ async def test_verify_flipped_byte_in_last_dump_part(
 ) -> None:
     """Flipped byte in the last dump part (gzip CRC rebuilt): not ok; one problem names
     that part (from the manifest comparison), another the dump summary."""
-    path = damaged_copy(sample, dump_format, tmp_path)
+    path = copy_archive(sample, dump_format, tmp_path)
     last_part = [name for name in member_names(path) if "/dump/part-" in name][-1]
     flip_member_byte(path, last_part)
 
@@ -124,7 +117,7 @@ async def test_verify_flipped_byte_in_last_dump_part(
 
 async def test_verify_changed_storage_object(sample: Sample, tmp_path: Path) -> None:
     """A storage object's bytes changed: the problem names ``<top>/storage/<key>``."""
-    path = damaged_copy(sample, mb.DumpFormat.CUSTOM, tmp_path)
+    path = copy_archive(sample, mb.DumpFormat.CUSTOM, tmp_path)
     key = sorted(key for key, content in sample.files.items() if content)[3]
     top = sample.manifests[mb.DumpFormat.CUSTOM].top_folder
     flip_member_byte(path, f"{top}/storage/{key}", index=0)
@@ -138,7 +131,7 @@ async def test_verify_changed_storage_object(sample: Sample, tmp_path: Path) -> 
 
 async def test_verify_two_damaged_members(sample: Sample, tmp_path: Path) -> None:
     """verify() does not stop at the first damaged member: both are named."""
-    path = damaged_copy(sample, mb.DumpFormat.CUSTOM, tmp_path)
+    path = copy_archive(sample, mb.DumpFormat.CUSTOM, tmp_path)
     names = member_names(path)
     first_part = next(name for name in names if "/dump/part-" in name)
     last_object = [name for name in names if "/storage/" in name][-1]
@@ -154,7 +147,7 @@ async def test_verify_two_damaged_members(sample: Sample, tmp_path: Path) -> Non
 @pytest.mark.parametrize("fraction", [0.6, 0.99])
 async def test_verify_truncated(fraction: float, sample: Sample, tmp_path: Path) -> None:
     """A cut-off archive: not ok, the problem says it is truncated, no manifest."""
-    path = damaged_copy(sample, mb.DumpFormat.PLAIN, tmp_path)
+    path = copy_archive(sample, mb.DumpFormat.PLAIN, tmp_path)
     truncate_file(path, fraction)
 
     report = await mb.verify(mb.FileArchive(path=path))
