@@ -33,6 +33,7 @@ from ._config import (
     S3Config,
     S3Destination,
     S3Storage,
+    UploadChecksum,
 )
 from ._errors import (
     ArchiveError,
@@ -112,6 +113,7 @@ __all__ = [
     "TarEntry",
     "TargetNotEmptyError",
     "UnsafeMemberError",
+    "UploadChecksum",
     "VerifyReport",
     "__version__",
     "archive_members",

@@ -65,6 +65,7 @@ async def _open_sink(
                 concurrency=destination.concurrency,
                 queue_depth=destination.queue_depth,
                 overwrite=destination.overwrite,
+                checksum=destination.checksum,
                 on_stored=lambda size: tracker.add(archive_bytes_stored=size),
             )
         )

@@ -59,6 +59,18 @@ class Codec(StrEnum):
     NONE = "none"
 
 
+class UploadChecksum(StrEnum):
+    """How the server checks each uploaded part (and single PutObject) it receives."""
+
+    #: ``x-amz-checksum-crc32`` per part, COMPOSITE on the object: ISA-L computes it at
+    #: ~10 GB/s, so it costs nothing next to compression. Supported by AWS S3 and the
+    #: common S3-compatible servers (SeaweedFS, MinIO, Ceph RGW 18+, R2).
+    CRC32 = "crc32"
+    #: ``Content-MD5`` per part, for servers without flexible checksums; MD5 runs at
+    #: ~0.6 GB/s and costs about 4% of a backup's CPU.
+    MD5 = "md5"
+
+
 class PostgresConfig(_Model):
     """How to reach the monetr database (mirrors monetr's ``postgreSql`` settings)."""
 
@@ -159,6 +171,8 @@ class S3Destination(_Model):
     max_parts: int = Field(10_000, ge=1, le=10_000)
     concurrency: int = Field(2, ge=1)
     queue_depth: int = Field(1, ge=0)
+    #: What lets the server reject a part damaged on the way.
+    checksum: UploadChecksum = UploadChecksum.CRC32
     #: Refuse to replace an existing object at ``key`` (S3 conditional write).
     overwrite: bool = False
 

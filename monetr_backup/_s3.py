@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import email.utils
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import parse_timestamp
 
 from ._config import S3Config
 
@@ -25,10 +28,27 @@ __all__ = ["S3_ERRORS", "S3Client", "describe_error", "error_code", "open_s3_cli
 S3_ERRORS = (ClientError, BotoCoreError, aiohttp.ClientError, OSError)
 
 
+def _parse_timestamp(value: str) -> datetime:
+    """S3's timestamps: ISO 8601 in XML bodies, RFC 1123 in headers; else botocore's way."""
+    try:
+        if value.endswith("GMT"):
+            return email.utils.parsedate_to_datetime(value)
+        return datetime.fromisoformat(value)
+    except (AttributeError, ValueError):
+        return parse_timestamp(value)
+
+
 @functools.cache
 def _session() -> AioSession:
     # A session loads botocore's service models (~0.5-1 s); clients made from one share them.
-    return get_session()
+    session = get_session()
+    # botocore parses every timestamp with dateutil, ~5% of the CPU of fetching small
+    # objects (each GET's Last-Modified, each listed key's LastModified); the stdlib
+    # parsers do the same for S3's two formats ten times faster.
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_parse_timestamp
+    )
+    return session
 
 
 @asynccontextmanager

@@ -24,15 +24,20 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from isal import isal_zlib
 
-from ._config import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+from ._config import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE, UploadChecksum
 from ._errors import DestinationError, single_errors
 from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 __all__ = ["S3Upload", "open_s3_upload", "part_size_for"]
 
@@ -48,6 +53,18 @@ def part_size_for(number: int, base: int, max_parts: int) -> int:
 
 def _content_md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def _crc32(data: bytes) -> str:
+    return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+async def _checksum(kind: UploadChecksum, data: bytes) -> dict[str, str]:
+    """The request parameter that makes the server verify ``data`` as it receives it."""
+    if kind is UploadChecksum.CRC32:
+        # ~0.5 ms for a 5 MiB part: cheaper than a hop to a worker thread.
+        return {"ChecksumCRC32": _crc32(data)}
+    return {"ContentMD5": await anyio.to_thread.run_sync(_content_md5, data)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +87,7 @@ class S3Upload:
         concurrency: int,
         queue_depth: int,
         overwrite: bool,
+        checksum: UploadChecksum,
         on_stored: Callable[[int], None] | None,
     ) -> None:
         if part_size < S3_MIN_PART_SIZE:
@@ -81,13 +99,14 @@ class S3Upload:
         self._max_parts = max_parts
         self._concurrency = concurrency
         self._overwrite = overwrite
+        self._checksum = checksum
         self._on_stored = on_stored
         # Written chunks not yet cut into a part: a list, so cutting copies each byte once.
         self._pending: deque[bytes] = deque()
         self._pending_size = 0
         self._next_number = 1
         self._upload_id: str | None = None
-        self._etags: dict[int, str] = {}
+        self._completed: dict[int, CompletedPartTypeDef] = {}
         self._send: MemoryObjectSendStream[_Part]
         self._receive: MemoryObjectReceiveStream[_Part]
         self._send, self._receive = anyio.create_memory_object_stream[_Part](queue_depth)
@@ -132,7 +151,7 @@ class S3Upload:
 
     async def _upload_part(self, part: _Part) -> None:
         assert self._upload_id is not None
-        md5 = await anyio.to_thread.run_sync(_content_md5, part.data)
+        checksum = await _checksum(self._checksum, part.data)
         try:
             response = await self._client.upload_part(
                 Bucket=self.bucket,
@@ -140,13 +159,17 @@ class S3Upload:
                 UploadId=self._upload_id,
                 PartNumber=part.number,
                 Body=part.data,
-                ContentMD5=md5,
+                **checksum,  # type: ignore[arg-type]
             )
         except S3_ERRORS as exc:
             raise DestinationError(
                 f"uploading part {part.number} of {self.url} failed: {describe_error(exc)}"
             ) from exc
-        self._etags[part.number] = response["ETag"]
+        # CompleteMultipartUpload must repeat each part's checksum.
+        completed: CompletedPartTypeDef = {"PartNumber": part.number, "ETag": response["ETag"]}
+        if "ChecksumCRC32" in checksum:
+            completed["ChecksumCRC32"] = checksum["ChecksumCRC32"]
+        self._completed[part.number] = completed
         if self._on_stored is not None:
             self._on_stored(len(part.data))
 
@@ -169,9 +192,17 @@ class S3Upload:
             )
         if self._upload_id is None:
             try:
-                created = await self._client.create_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, ContentType="application/octet-stream"
-                )
+                if self._checksum is UploadChecksum.CRC32:
+                    created = await self._client.create_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        ContentType="application/octet-stream",
+                        ChecksumAlgorithm="CRC32",
+                    )
+                else:
+                    created = await self._client.create_multipart_upload(
+                        Bucket=self.bucket, Key=self.key, ContentType="application/octet-stream"
+                    )
             except S3_ERRORS as exc:
                 raise DestinationError(
                     f"starting the upload to {self.url} failed: {describe_error(exc)}"
@@ -229,19 +260,15 @@ class S3Upload:
                 # No part was ever cut: the workers have nothing to do but stop.
                 self._send.close()
                 data = self._take(self._pending_size)
-                md5 = await anyio.to_thread.run_sync(_content_md5, data)
+                checksum = await _checksum(self._checksum, data)
                 if if_none_match:
-                    await self._client.put_object(
-                        Bucket=self.bucket,
-                        Key=self.key,
-                        Body=data,
-                        ContentMD5=md5,
-                        IfNoneMatch=if_none_match,
-                    )
-                else:
-                    await self._client.put_object(
-                        Bucket=self.bucket, Key=self.key, Body=data, ContentMD5=md5
-                    )
+                    checksum["IfNoneMatch"] = if_none_match
+                await self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=data,
+                    **checksum,  # type: ignore[arg-type]
+                )
                 if self._on_stored is not None:
                     self._on_stored(len(data))
             else:
@@ -249,25 +276,15 @@ class S3Upload:
                     await self._enqueue(self._take(self._pending_size))
                 self._send.close()
                 await self._workers_done.wait()
-                parts = [
-                    {"PartNumber": number, "ETag": etag}
-                    for number, etag in sorted(self._etags.items())
-                ]
-                if if_none_match:
-                    await self._client.complete_multipart_upload(
-                        Bucket=self.bucket,
-                        Key=self.key,
-                        UploadId=self._upload_id,
-                        MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
-                        IfNoneMatch=if_none_match,
-                    )
-                else:
-                    await self._client.complete_multipart_upload(
-                        Bucket=self.bucket,
-                        Key=self.key,
-                        UploadId=self._upload_id,
-                        MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
-                    )
+                parts = [self._completed[number] for number in sorted(self._completed)]
+                condition = {"IfNoneMatch": if_none_match} if if_none_match else {}
+                await self._client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": parts},
+                    **condition,  # type: ignore[arg-type]
+                )
         except S3_ERRORS as exc:
             if error_code(exc) in {"PreconditionFailed", "412"}:
                 raise DestinationError(f"{self.url} appeared while the backup ran") from exc
@@ -325,6 +342,7 @@ async def open_s3_upload(
     concurrency: int = 2,
     queue_depth: int = 1,
     overwrite: bool = False,
+    checksum: UploadChecksum = UploadChecksum.CRC32,
     on_stored: Callable[[int], None] | None = None,
     check_first: bool = True,
 ) -> AsyncIterator[S3Upload]:
@@ -334,7 +352,8 @@ async def open_s3_upload(
     leaving the block any other way aborts the upload. ``on_stored`` is told the size of
     every part the server has accepted. Unless ``overwrite`` is set, an existing object
     is an error: checked up front (skip with ``check_first=False`` when the caller just
-    did) and again, atomically, by the final conditional write.
+    did) and again, atomically, by the final conditional write. ``checksum`` picks how
+    the server verifies each part (see :class:`~monetr_backup.UploadChecksum`).
     """
     upload = S3Upload(
         client,
@@ -345,6 +364,7 @@ async def open_s3_upload(
         concurrency=concurrency,
         queue_depth=queue_depth,
         overwrite=overwrite,
+        checksum=checksum,
         on_stored=on_stored,
     )
     if check_first:

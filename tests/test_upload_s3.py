@@ -1,13 +1,23 @@
-"""The S3 multipart sink on its own, against the real server."""
+"""The S3 multipart sink and the S3 client settings, against the real server."""
 
 from __future__ import annotations
 
 import random
+from datetime import UTC
 
 import pytest
 from backup_support import MIB, MIN_PART, multipart_uploads, object_keys
+from botocore.utils import parse_timestamp
 
-from monetr_backup import DestinationError, S3Config, open_s3_client, open_s3_upload
+from monetr_backup import (
+    DestinationError,
+    S3Config,
+    UploadChecksum,
+    _s3,
+    _upload_s3,
+    open_s3_client,
+    open_s3_upload,
+)
 from monetr_backup.testing import TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio
@@ -96,3 +106,86 @@ async def test_leaving_without_commit_aborts(
     assert multipart_uploads(client, bucket) == []
     with pytest.raises(DestinationError, match="after aborted"):
         await upload.write(b"late")
+
+
+async def upload_once(
+    s3_config: S3Config, bucket: str, data: bytes, checksum: UploadChecksum
+) -> None:
+    async with (
+        open_s3_client(s3_config) as aio,
+        open_s3_upload(aio, bucket, KEY, part_size=MIN_PART, checksum=checksum) as upload,
+    ):
+        await upload.write(data)
+        await upload.commit()
+
+
+@pytest.mark.parametrize("checksum", list(UploadChecksum))
+@pytest.mark.parametrize("total", [2 * MIN_PART + 7, MIB], ids=["multipart", "single-put"])
+async def test_server_verifies_the_checksum_of_every_write(
+    checksum: UploadChecksum,
+    total: int,
+    s3: TemporarySeaweedS3,
+    s3_config: S3Config,
+    bucket: str,
+) -> None:
+    client = s3.client()
+    data = random.Random(total).randbytes(total)
+    await upload_once(s3_config, bucket, data, checksum)
+
+    assert client.get_object(Bucket=bucket, Key=KEY)["Body"].read() == data
+    stored = client.head_object(Bucket=bucket, Key=KEY, ChecksumMode="ENABLED")
+    # A CRC32 upload leaves the object's checksum with the server (composite for parts).
+    assert ("ChecksumCRC32" in stored) == (checksum is UploadChecksum.CRC32)
+
+
+@pytest.mark.parametrize("checksum", list(UploadChecksum))
+@pytest.mark.parametrize("total", [2 * MIN_PART + 7, MIB], ids=["multipart", "single-put"])
+async def test_a_part_damaged_on_the_way_is_refused(
+    *,
+    checksum: UploadChecksum,
+    total: int,
+    s3: TemporarySeaweedS3,
+    s3_config: S3Config,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The checksum sent is that of other bytes, as if the body changed in transit."""
+    function = {UploadChecksum.CRC32: "_crc32", UploadChecksum.MD5: "_content_md5"}[checksum]
+    real = getattr(_upload_s3, function)
+    monkeypatch.setattr(_upload_s3, function, lambda data: real(data[:-1] + b"\0"))
+    client = s3.client()
+    data = b"\xff" * total
+    with pytest.raises(DestinationError, match="BadDigest"):
+        await upload_once(s3_config, bucket, data, checksum)
+
+    assert object_keys(client, bucket) == []
+    assert multipart_uploads(client, bucket) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-26T22:02:17.000Z",  # ListObjectsV2 LastModified
+        "2026-11-26T22:02:17Z",
+        "2026-11-26T22:02:17.123456+01:00",
+        "Thu, 26 Nov 2026 22:02:17 GMT",  # Last-Modified header
+        "1700000000",  # not S3's, but botocore's parser accepts it: so must ours
+    ],
+)
+def test_fast_timestamp_parser_agrees_with_botocore(value: str) -> None:
+    parsed = _s3._parse_timestamp(value)
+    assert parsed == parse_timestamp(value)
+    assert parsed.utcoffset() is not None
+
+
+async def test_clients_use_the_fast_timestamp_parser(
+    s3_config: S3Config, bucket: str, s3: TemporarySeaweedS3
+) -> None:
+    s3.client().put_object(Bucket=bucket, Key=KEY, Body=b"x")
+    async with open_s3_client(s3_config) as aio:
+        listed = await aio.list_objects_v2(Bucket=bucket)
+        got = await aio.get_object(Bucket=bucket, Key=KEY)
+        await got["Body"].read()
+    # The stdlib parsers give datetime.timezone.utc; botocore's dateutil gives tzutc().
+    assert listed["Contents"][0]["LastModified"].tzinfo is UTC
+    assert got["LastModified"].tzinfo is UTC
