@@ -7,15 +7,18 @@ import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import aiobotocore
 import aiohttp
+import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
 from ._config import S3Config
+from ._version import __version__
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -23,6 +26,12 @@ else:
     S3Client = object
 
 __all__ = ["S3_ERRORS", "S3Client", "describe_error", "error_code", "open_s3_client"]
+
+#: Sent with every S3 request.
+USER_AGENT = (
+    f"monetr-backup/{__version__} aiobotocore/{aiobotocore.__version__} "
+    f"botocore/{botocore.__version__}"
+)
 
 #: What an S3 call can raise besides our own errors.
 S3_ERRORS = (ClientError, BotoCoreError, aiohttp.ClientError, OSError)
@@ -53,18 +62,31 @@ def _session() -> AioSession:
 
 @asynccontextmanager
 async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
-    """An S3 client for ``config``.
+    """An S3 client for ``config``, set up for throughput.
 
-    Request checksums are only sent where the API requires them: uploads carry their own
-    Content-MD5 (see the uploader), and botocore's default CRC32 on every request costs
-    10-20% of PUT throughput against a CPU-bound server.
+    - Request checksums only where the API requires them: uploads carry their own CRC32
+      (see the uploader), and botocore's default checksum, computed in Python on the
+      event loop for every request, costs 10-20% of PUT throughput.
+    - Over TLS, payloads are not SHA-256 signed: TLS and the part's CRC32, which the
+      server checks, cover them. botocore would otherwise hash every part on the event
+      loop, since it skips that only for checksums it computed itself or Content-MD5.
+      Over plain HTTP the payload signature is the only protection against tampering on
+      the way, so it stays.
+    - A fixed User-Agent: botocore otherwise rebuilds a metrics User-Agent for every
+      request, ~4% of the CPU of fetching small objects.
     """
+    endpoint = config.endpoint_url
+    secure = endpoint is None or endpoint.lower().startswith("https:")
+    s3_options: dict[str, Any] = {"addressing_style": "path" if config.force_path_style else "auto"}
+    if secure:
+        s3_options["payload_signing_enabled"] = False
     aio_config = AioConfig(
-        s3={"addressing_style": "path" if config.force_path_style else "auto"},
+        s3=s3_options,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         retries={"max_attempts": 5, "mode": "standard"},
         max_pool_connections=32,
+        user_agent=USER_AGENT,
     )
     async with _session().create_client(
         "s3",

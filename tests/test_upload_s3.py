@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC
+from typing import Any
 
 import pytest
 from backup_support import MIB, MIN_PART, multipart_uploads, object_keys
@@ -189,3 +190,16 @@ async def test_clients_use_the_fast_timestamp_parser(
     # The stdlib parsers give datetime.timezone.utc; botocore's dateutil gives tzutc().
     assert listed["Contents"][0]["LastModified"].tzinfo is UTC
     assert got["LastModified"].tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "signed"),
+    [("https://s3.example.test", False), (None, False), ("http://127.0.0.1:9", True)],
+)
+async def test_payload_signing_only_without_tls(endpoint: str | None, *, signed: bool) -> None:
+    """Over TLS the server-checked CRC32 covers a part, so botocore must not SHA-256 it."""
+    config = S3Config(endpoint_url=endpoint, access_key="AKIDTEST", secret_key="secret")
+    async with open_s3_client(config) as client:
+        settings: Any = client.meta.config  # botocore's Config is untyped
+        assert (settings.s3 or {}).get("payload_signing_enabled", True) is signed
+        assert settings.user_agent.startswith(_s3.USER_AGENT)
