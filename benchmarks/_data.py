@@ -5,8 +5,8 @@ enums, foreign keys and a few hand-written rows), then grows server-side with
 ``generate_series``: bank accounts, spending and, for nearly all of the bytes,
 transactions with ULID-like ids (a time prefix and a random tail), timestamps, amounts,
 unicode merchant names, card-terminal strings and categories. The dump compresses about
-like real data, at any size (measured: gzip -6 ~4.0x, ISA-L level 1 ~3.4x, zlib level 1
-~3.2x), not 100x.
+like real data, at any size (measured: gzip -6 ~4.0x, ISA-L level 1 ~3.3x and level 2
+~3.5x, zlib level 1 ~3.2x), not 100x.
 
 The transactions table is loaded without its indexes and foreign keys, by two psql
 sessions in parallel, and they are added back afterwards (one index build and one
@@ -193,7 +193,7 @@ def create_database(pg: PostgresServer, name: str, dump_mib: float, *, sessions:
     rows = max(1000, int(dump_mib * _MIB / DUMP_BYTES_PER_ROW))
     # A self-hosted instance: a few households' bank accounts and budgets, however many
     # years of transactions. Fixed counts keep the compression ratio independent of the
-    # size (gzip -6 ~4x, ISA-L level 1 ~3.4x, like the issue's measurements).
+    # size (gzip -6 ~4x, ISA-L level 2 ~3.5x, like the issue's measurements).
     n_bank = BANK_ACCOUNTS
     n_spending = SPENDING
     pg.create_database(name)

@@ -239,7 +239,7 @@ class BackupOptions(_Model):
     #: Each dump part is read whole into memory before it is written: this bounds memory.
     dump_part_size: int = Field(2 * MIB, ge=1)
     codec: Codec = Codec.GZIP
-    #: ``None`` picks the codec's default (gzip: 1 with ISA-L; zstd: 3).
+    #: ``None`` picks the codec's default (gzip: 2 with ISA-L; zstd: 3).
     level: int | None = None
     #: monetr's KMS provider (``plaintext``, ``aws``, ``openbao``, ``vault``), recorded in the
     #: manifest so whoever restores knows which key service the secrets table needs.
