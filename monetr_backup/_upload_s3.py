@@ -192,17 +192,15 @@ class S3Upload:
             )
         if self._upload_id is None:
             try:
-                if self._checksum is UploadChecksum.CRC32:
-                    created = await self._client.create_multipart_upload(
-                        Bucket=self.bucket,
-                        Key=self.key,
-                        ContentType="application/octet-stream",
-                        ChecksumAlgorithm="CRC32",
-                    )
-                else:
-                    created = await self._client.create_multipart_upload(
-                        Bucket=self.bucket, Key=self.key, ContentType="application/octet-stream"
-                    )
+                algorithm = (
+                    {"ChecksumAlgorithm": "CRC32"} if self._checksum is UploadChecksum.CRC32 else {}
+                )
+                created = await self._client.create_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    ContentType="application/octet-stream",
+                    **algorithm,  # type: ignore[arg-type]
+                )
             except S3_ERRORS as exc:
                 raise DestinationError(
                     f"starting the upload to {self.url} failed: {describe_error(exc)}"
