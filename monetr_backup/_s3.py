@@ -51,9 +51,9 @@ def _parse_timestamp(value: str) -> datetime:
 def _session() -> AioSession:
     # A session loads botocore's service models (~0.5-1 s); clients made from one share them.
     session = get_session()
-    # botocore parses every timestamp with dateutil, ~5% of the CPU of fetching small
-    # objects (each GET's Last-Modified, each listed key's LastModified); the stdlib
-    # parsers do the same for S3's two formats ten times faster.
+    # botocore parses every timestamp with dateutil (120-170 us a call), ~5% of the CPU
+    # of fetching small objects: each GET's Last-Modified, each listed key's
+    # LastModified. The stdlib parsers read S3's two formats in 1-9 us.
     session.get_component("response_parser_factory").set_parser_defaults(
         timestamp_parser=_parse_timestamp
     )
