@@ -4,7 +4,7 @@ Running the library in a subprocess, like ``aws`` in the shell baselines, means 
 time (this process plus its pg_dump/pg_restore children) and peak RSS are measured
 the same way for every contender. Prints one JSON line on stdout::
 
-    python benchmarks/_ours.py backup  --spec SPEC --key KEY [--storage-bucket B]
+    python benchmarks/_ours.py backup  --spec SPEC --key KEY [--database DB] [--storage-bucket B]
     python benchmarks/_ours.py restore --spec SPEC --key KEY --database DB
     python benchmarks/_ours.py objects --spec SPEC --bucket B --mode source|backup
 
@@ -92,7 +92,7 @@ async def run_backup(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
         storage = mb.S3Storage(s3=s3, bucket=args.storage_bucket)
     manifest = await mb.backup(
         mb.S3Destination(s3=s3, bucket=spec["bucket"], key=args.key),
-        database=_pg(spec),
+        database=_pg(spec, args.database),
         storage=storage,
     )
     return {
@@ -158,7 +158,10 @@ def main() -> None:
     parser.add_argument("--endpoint", help="S3 endpoint to use instead of the spec's")
     parser.add_argument("--key", help="archive key (backup, restore)")
     parser.add_argument("--storage-bucket", help="backup: also back up this bucket")
-    parser.add_argument("--database", help="restore: target database (exists, empty)")
+    parser.add_argument(
+        "--database",
+        help="backup: database to dump (default: the spec's); restore: target (exists, empty)",
+    )
     parser.add_argument("--bucket", help="objects: the storage bucket")
     parser.add_argument("--mode", choices=["source", "backup"], default="source")
     args = parser.parse_args()

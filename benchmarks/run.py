@@ -453,6 +453,13 @@ def summarize(c: Contender) -> Summary | None:
     )
 
 
+def check_dump_size(run: Run, expected: int) -> None:
+    """Our backup dumped the database it was meant to (sizes vary by a few bytes)."""
+    got = run.info.get("dump_bytes")
+    if not isinstance(got, int | float) or abs(got - expected) > expected / 100:
+        raise RuntimeError(f"the backup dumped {got} bytes, expected about {expected:,}")
+
+
 def failed_row(c: Contender, width: int) -> list[str]:
     if not c.runs:
         return [c.name, "not run", *["-"] * (width - 2)]
@@ -782,6 +789,8 @@ def case_backup(bench: Bench) -> None:
     def sized(slug: str) -> Callable[[int, Run], None]:
         def after(r: int, run: Run) -> None:
             run.info["object_bytes"] = bench.object_size(BACKUP_BUCKET, key(slug, r))
+            if slug.startswith("ours"):
+                check_dump_size(run, dump_bytes)
             if slug == "ours" and bench.restore_archive is None and "restore" in settings.cases:
                 # A database-only archive with defaults: what the restore case reads.
                 bench.restore_archive = key(slug, r)
@@ -830,7 +839,7 @@ def case_backup(bench: Bench) -> None:
     contenders.append(
         Contender(
             "monetr_backup.backup (defaults)",
-            lambda r, t: bench.ours(t, "backup", "--key", key("ours", r)),
+            lambda r, t: bench.ours(t, "backup", "--database", db, "--key", key("ours", r)),
             ours_env,
             json_output=True,
             after=sized("ours"),
@@ -842,7 +851,14 @@ def case_backup(bench: Bench) -> None:
         Contender(
             "monetr_backup.backup + storage (S3 -> S3)",
             lambda r, t: bench.ours(
-                t, "backup", "--key", key("ours-s3", r), "--storage-bucket", STORAGE_BUCKET
+                t,
+                "backup",
+                "--database",
+                db,
+                "--key",
+                key("ours-s3", r),
+                "--storage-bucket",
+                STORAGE_BUCKET,
             ),
             ours_env,
             json_output=True,
@@ -1273,15 +1289,16 @@ def case_memory(bench: Bench) -> None:
     contenders = []
     for _mib, name, dump_bytes in sizes:
 
-        def after(r: int, run: Run, name: str = name) -> None:
+        def after(r: int, run: Run, name: str = name, dump_bytes: int = dump_bytes) -> None:
             run.info["object_bytes"] = bench.object_size(BACKUP_BUCKET, key(name, r))
             bench.delete(BACKUP_BUCKET, key(name, r))
+            check_dump_size(run, dump_bytes)
 
         contenders.append(
             Contender(
                 f"backup of {dump_bytes / MIB:.0f} MiB dump",
                 lambda r, t, name=name: bench.ours(  # type: ignore[misc]
-                    t, "backup", "--key", key(name, r)
+                    t, "backup", "--database", name, "--key", key(name, r)
                 ),
                 bench.pg_env(name),
                 json_output=True,
