@@ -403,6 +403,9 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 def print_table(title: str, headers: list[str], rows: list[list[str]], notes: list[str]) -> str:
+    # Markdown: a pipe inside a cell (shell pipelines) must not end the cell.
+    headers = [h.replace("|", "\\|") for h in headers]
+    rows = [[cell.replace("|", "\\|") for cell in row] for row in rows]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
@@ -415,7 +418,7 @@ def print_table(title: str, headers: list[str], rows: list[list[str]], notes: li
     out = [f"\n## {title}\n", line(headers)]
     out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     out += [line(row) for row in rows]
-    out += [f"  {note}" for note in notes]
+    out += ["", *(f"  {note}" for note in notes)]
     text = "\n".join(out)
     log(text)
     return text

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""CPU cost per GB of dump of each per-byte stage a backup can run, on one core.
+
+On a 2-core machine a backup is CPU-bound (see RESULTS.md), so what each stage costs
+per byte decides the defaults: the gzip level, the upload checksum. This measures them
+on a real monetr-like ``pg_dump -Fc -Z0`` output, fed in 1 MiB chunks as the pipeline
+does::
+
+    python benchmarks/cpu_costs.py                  # generates a ~256 MiB dump first
+    python benchmarks/cpu_costs.py --dump FILE      # an existing pg_dump -Fc -Z0 file
+
+Each stage runs ``--rounds`` times (median); the table gives MB/s of input, seconds of
+one core per GB of dump (for the upload checksum: per GB of a 3.46x smaller archive,
+what it really hashes), and the output ratio for codecs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import zstandard
+from isal import isal_zlib
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import _data  # noqa: E402
+
+from monetr_backup.testing import TemporaryPostgres  # noqa: E402
+
+MIB = 1024 * 1024
+CHUNK = MIB
+#: What the default archive's compression ratio makes of a GB of dump.
+ARCHIVE_RATIO = 3.46
+
+
+class _Compressor(Protocol):
+    def compress(self, data: bytes, /) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+def _deflate(make: Callable[[], _Compressor]) -> Callable[[list[bytes]], int]:
+    def run(chunks: list[bytes]) -> int:
+        compressor = make()
+        size = sum(len(compressor.compress(c)) for c in chunks)
+        return size + len(compressor.flush())
+
+    return run
+
+
+def _digest(name: str) -> Callable[[list[bytes]], int]:
+    def run(chunks: list[bytes]) -> int:
+        digest = hashlib.new(name)
+        for chunk in chunks:
+            digest.update(chunk)
+        return 0
+
+    return run
+
+
+def _crc(function: Callable[[bytes, int], int]) -> Callable[[list[bytes]], int]:
+    def run(chunks: list[bytes]) -> int:
+        value = 0
+        for chunk in chunks:
+            value = function(chunk, value)
+        return 0
+
+    return run
+
+
+STAGES: list[tuple[str, str, Callable[[list[bytes]], int]]] = [
+    ("codec", "gzip, ISA-L level 1", _deflate(lambda: isal_zlib.compressobj(1, 8, 31))),
+    ("codec", "gzip, ISA-L level 2 (default)", _deflate(lambda: isal_zlib.compressobj(2, 8, 31))),
+    ("codec", "gzip, ISA-L level 3", _deflate(lambda: isal_zlib.compressobj(3, 8, 31))),
+    ("codec", "gzip, zlib level 1", _deflate(lambda: zlib.compressobj(1, 8, 31))),
+    ("codec", "gzip, zlib level 6 (gzip's default)", _deflate(lambda: zlib.compressobj(6, 8, 31))),
+    ("codec", "zstd level 1", _deflate(lambda: zstandard.ZstdCompressor(level=1).compressobj())),
+    ("codec", "zstd level 3", _deflate(lambda: zstandard.ZstdCompressor(level=3).compressobj())),
+    ("hash", "SHA-256 (manifest, dump summary)", _digest("sha256")),
+    ("upload", "CRC32, ISA-L (default upload checksum)", _crc(isal_zlib.crc32)),
+    ("upload", "MD5 (Content-MD5)", _digest("md5")),
+    ("upload", "SHA-256 (botocore payload signing, plain http)", _digest("sha256")),
+]
+
+
+def generated_dump(work: Path, mib: float) -> Path:
+    path = work / "cpu-costs.dump"
+    with TemporaryPostgres() as pg:
+        print(f"generating a ~{mib:g} MiB database ...", flush=True)
+        _data.create_database(pg, "monetr", mib)
+        env = pg.env("monetr")
+        subprocess.run(
+            [str(pg.bin_dir / "pg_dump"), "-Fc", "-Z0", "-f", str(path)], env=env, check=True
+        )
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dump", type=Path, help="a pg_dump -Fc -Z0 file (default: generate)")
+    parser.add_argument("--dump-mib", type=float, default=256, help="size to generate")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="monetr-cpu-costs-") as work:
+        path = args.dump or generated_dump(Path(work), args.dump_mib)
+        data = path.read_bytes()
+    chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+    size = len(data)
+    print(f"input: {size:,} bytes of pg_dump -Fc -Z0 in {CHUNK // MIB} MiB chunks")
+    header = f"| {'stage':<48} | {'MB/s':>6} | {'s per GB of dump':>16} | {'ratio':>5} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for kind, name, run in STAGES:
+        times = []
+        out = 0
+        for _ in range(args.rounds):
+            started = time.process_time()
+            out = run(chunks)
+            times.append(time.process_time() - started)
+        seconds = statistics.median(times)
+        per_gb = seconds / (size / 1e9)
+        if kind == "upload":
+            per_gb /= ARCHIVE_RATIO
+        ratio = f"{size / out:.2f}" if out else "-"
+        print(f"| {name:<48} | {size / 1e6 / seconds:>6.0f} | {per_gb:>16.2f} | {ratio:>5} |")
+    print(
+        "s per GB of dump: CPU seconds of one core; upload checksums run on the archive, "
+        f"taken as {ARCHIVE_RATIO}x smaller than the dump"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
