@@ -8,7 +8,7 @@ storage objects ----------------------------+--archive_members--> encode_tar
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
 
 import anyio
@@ -81,7 +81,10 @@ async def _open_storage(
     if storage is None:
         return None, None
     if isinstance(storage, DirectoryStorage):
-        return directory_objects(storage.path, skipped), f"directory {storage.path}"
+        # Closed with the backup, not when garbage-collected: a failed backup must not
+        # leave the storage file it was reading open.
+        files = await stack.enter_async_context(aclosing(directory_objects(storage.path, skipped)))
+        return files, f"directory {storage.path}"
     if isinstance(storage, S3Storage):
         client = await stack.enter_async_context(client_for(storage.s3, s3_client))
         objects = await stack.enter_async_context(

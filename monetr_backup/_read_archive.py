@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import aiofiles
@@ -16,7 +16,7 @@ __all__ = ["file_bytes", "s3_bytes"]
 READ_SIZE = MIB
 
 
-async def file_bytes(path: Path, *, read_size: int = READ_SIZE) -> AsyncIterator[bytes]:
+async def file_bytes(path: Path, *, read_size: int = READ_SIZE) -> AsyncGenerator[bytes, None]:
     """Yield the bytes of the file at ``path``."""
     try:
         async with aiofiles.open(path, "rb") as file:
@@ -35,7 +35,7 @@ async def s3_bytes(
     *,
     max_resumes: int = 5,
     read_size: int = READ_SIZE,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield the bytes of ``s3://bucket/key`` from one streaming GET.
 
     If the connection drops mid-body, the download continues with a ranged GET from the

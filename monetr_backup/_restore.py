@@ -10,7 +10,7 @@ S3 GET (resumable) / local file --> open_tar_entries (decompress + tarfile, thre
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 
 import anyio
 from pydantic import BaseModel, ConfigDict
@@ -100,12 +100,20 @@ class InspectResult(_Result):
 async def _archive_bytes(
     source: ArchiveSource, s3_client: S3Client | None
 ) -> AsyncIterator[AsyncIterable[bytes]]:
+    # aclosing: a reader that stops early (a refused archive, an error downstream) leaves
+    # the generator suspended inside its open file or response; only aclose() ends it
+    # while the event loop that owns them still runs.
     if isinstance(source, FileArchive):
-        yield file_bytes(source.path)
+        async with aclosing(file_bytes(source.path)) as chunks:
+            yield chunks
     elif isinstance(source, S3Archive):
-        async with AsyncExitStack() as stack:
-            client = await stack.enter_async_context(client_for(source.s3, s3_client))
-            yield s3_bytes(client, source.bucket, source.key, max_resumes=source.max_resumes)
+        async with (
+            client_for(source.s3, s3_client) as client,
+            aclosing(
+                s3_bytes(client, source.bucket, source.key, max_resumes=source.max_resumes)
+            ) as chunks,
+        ):
+            yield chunks
     else:
         yield source
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -60,7 +60,9 @@ async def _walk(root: Path, relative: PurePosixPath) -> AsyncIterator[tuple[str,
             yield key, entry
 
 
-async def directory_objects(root: Path, skipped: list[SkippedObject]) -> AsyncIterator[Member]:
+async def directory_objects(
+    root: Path, skipped: list[SkippedObject]
+) -> AsyncGenerator[Member, None]:
     """Yield every regular file under ``root`` as a member named by its relative key.
 
     Symlinks are not followed and, like other non-regular files, are recorded in
@@ -94,7 +96,15 @@ async def directory_objects(root: Path, skipped: list[SkippedObject]) -> AsyncIt
             await file.close()
             skipped.append(SkippedObject(key=key, reason="not a regular file"))
             continue
-        yield Member(key, info.st_size, _read_file(file, key, info.st_size), mtime=info.st_mtime)
+        chunks = _read_file(file, key, info.st_size)
+        try:
+            yield Member(key, info.st_size, chunks, mtime=info.st_mtime)
+        finally:
+            # A member the consumer never read has a generator that never started, so
+            # nothing else would close its file.
+            if not file.closed:
+                with anyio.CancelScope(shield=True):
+                    await file.close()
 
 
 async def _read_file(

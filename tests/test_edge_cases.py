@@ -120,6 +120,63 @@ async def test_no_owner_with_a_plain_dump_is_refused_up_front(
         )
     exists = env.pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'")
     assert exists.strip() == "0"
+    # Refused after reading the header: the archive must be closed now, not when the
+    # abandoned reader is garbage-collected.
+    assert open_files_under(tmp_path) == []
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """Files under ``folder`` this process holds open."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+        if target.startswith(f"{folder}/"):
+            held.append(target)
+    return held
+
+
+class FailingSink:
+    """An ArchiveSink whose ``fail_at``-th write fails, as an upload would."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.writes = 0
+        self.fail_at = fail_at
+
+    async def write(self, data: bytes) -> None:
+        self.writes += 1
+        if self.writes == self.fail_at:
+            raise mb.DestinationError("the destination went away")
+
+    async def commit(self) -> None:
+        raise AssertionError("never reached")
+
+    async def abort(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fail_at", range(1, 9))
+async def test_a_failed_backup_leaves_no_storage_file_open(tmp_path: Path, fail_at: int) -> None:
+    """The sink fails at every point of the first storage members (their tar header,
+    content, padding): whatever the source had opened is closed when backup() returns,
+    including a file whose member was handed over but never read."""
+    root = tmp_path / "storage"
+    root.mkdir()
+    for i in range(3):
+        (root / f"f{i}.csv").write_bytes(b"x" * 1000)
+    sink = FailingSink(fail_at)
+
+    with pytest.raises(mb.DestinationError, match="went away"):
+        # Uncompressed, so each tar piece reaches the sink as its own write.
+        await mb.backup(
+            sink,
+            storage=mb.DirectoryStorage(path=root),
+            options=mb.BackupOptions(codec=mb.Codec.NONE),
+        )
+
+    assert open_files_under(root) == []
 
 
 def test_postgres_config_from_dsn() -> None:
