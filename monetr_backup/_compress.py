@@ -21,9 +21,8 @@ __all__ = ["DEFAULT_LEVELS", "compress"]
 
 #: Defaults picked by measurement on a monetr-like dump (benchmarks/cpu_costs.py): ISA-L
 #: levels 1 and 2 run within 10% of each other (350-390 MB/s on one core), but level 2
-#: writes 3.46x smaller output against 3.34x (level 3 halves the speed for 3.56x). A
-#: smaller archive is less for the uploader and the server to handle, which more than
-#: pays for the difference in a CPU-bound backup.
+#: writes 3.46x smaller output against 3.34x (level 3 halves the speed for 3.56x), which
+#: is also less for the uploader and the server to handle.
 DEFAULT_LEVELS: dict[Codec, int] = {Codec.GZIP: 2, Codec.ZSTD: 3, Codec.NONE: 0}
 
 _GZIP_WBITS = 16 + isal_zlib.MAX_WBITS

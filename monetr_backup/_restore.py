@@ -138,7 +138,9 @@ async def _storage_target(
     else:
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(client_for(storage.s3, s3_client))
-            yield S3Target(client, storage.bucket, storage.prefix, options.overwrite)
+            yield S3Target(
+                client, storage.bucket, storage.prefix, options.overwrite, storage.upload_checksum
+            )
 
 
 async def restore(

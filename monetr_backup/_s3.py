@@ -39,12 +39,19 @@ S3_ERRORS = (ClientError, BotoCoreError, aiohttp.ClientError, OSError)
 
 def _parse_timestamp(value: str) -> datetime:
     """S3's timestamps: ISO 8601 in XML bodies, RFC 1123 in headers; else botocore's way."""
-    try:
-        if value.endswith("GMT"):
-            return email.utils.parsedate_to_datetime(value)
-        return datetime.fromisoformat(value)
-    except (AttributeError, ValueError):
+    parsed: datetime | None = None
+    if isinstance(value, str):
+        try:
+            if value.endswith("GMT"):
+                parsed = email.utils.parsedate_to_datetime(value)
+            elif "T" in value:
+                parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    if parsed is None or parsed.tzinfo is None:
+        # Anything else (epoch seconds, no zone) keeps botocore's reading of it.
         return parse_timestamp(value)
+    return parsed
 
 
 @functools.cache
@@ -75,13 +82,8 @@ async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
     - A fixed User-Agent: botocore otherwise rebuilds a metrics User-Agent for every
       request, ~4% of the CPU of fetching small objects.
     """
-    endpoint = config.endpoint_url
-    secure = endpoint is None or endpoint.lower().startswith("https:")
-    s3_options: dict[str, Any] = {"addressing_style": "path" if config.force_path_style else "auto"}
-    if secure:
-        s3_options["payload_signing_enabled"] = False
     aio_config = AioConfig(
-        s3=s3_options,
+        s3={"addressing_style": "path" if config.force_path_style else "auto"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         retries={"max_attempts": 5, "mode": "standard"},
@@ -96,6 +98,12 @@ async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
         aws_secret_access_key=(config.secret_key.get_secret_value() if config.secret_key else None),
         config=aio_config,
     ) as client:
+        # Decided from the endpoint the client resolved: without endpoint_url it may come
+        # from AWS_ENDPOINT_URL or the config file, and be plain http. The signer reads
+        # this client's config for every request.
+        if client.meta.endpoint_url.lower().startswith("https:"):
+            settings: Any = client.meta.config  # botocore's Config is untyped
+            settings.s3["payload_signing_enabled"] = False
         yield client
 
 

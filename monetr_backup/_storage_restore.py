@@ -22,7 +22,7 @@ import aiofiles
 import anyio
 import anyio.to_thread
 
-from ._config import MIB, Overwrite
+from ._config import MIB, Overwrite, UploadChecksum
 from ._errors import DestinationError, RestoreError, UnsafeMemberError
 from ._format import unsafe_path_reason
 from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
@@ -222,8 +222,16 @@ class S3Target:
     destroys an object that was there before it.
     """
 
-    def __init__(self, client: S3Client, bucket: str, prefix: str, overwrite: Overwrite) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str,
+        overwrite: Overwrite,
+        checksum: UploadChecksum = UploadChecksum.CRC32,
+    ) -> None:
         self.client = client
+        self.checksum = checksum
         self.bucket = bucket
         self.prefix = prefix
         self.overwrite = overwrite
@@ -270,6 +278,7 @@ class S3Target:
                 # A new key must still be new when it is written: a concurrent writer wins.
                 overwrite=False,
                 check_first=False,
+                checksum=self.checksum,
             ) as upload:
                 async for chunk in chunks:
                     await upload.write(chunk)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,12 +59,27 @@ def _crc32(data: bytes) -> str:
     return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
+#: Below this, CRC32 runs on the event loop (~1.5 ms at 16 MiB): cheaper than a thread hop.
+_CRC32_INLINE = 16 * 1024 * 1024
+
+
 async def _checksum(kind: UploadChecksum, data: bytes) -> dict[str, str]:
     """The request parameter that makes the server verify ``data`` as it receives it."""
     if kind is UploadChecksum.CRC32:
-        # ~0.5 ms for a 5 MiB part: cheaper than a hop to a worker thread.
-        return {"ChecksumCRC32": _crc32(data)}
+        if len(data) <= _CRC32_INLINE:
+            return {"ChecksumCRC32": _crc32(data)}
+        return {"ChecksumCRC32": await anyio.to_thread.run_sync(_crc32, data)}
     return {"ContentMD5": await anyio.to_thread.run_sync(_content_md5, data)}
+
+
+def _confirm(checksum: dict[str, str], response: Mapping[str, object], what: str) -> None:
+    """Refuse a CRC32 the server did not echo: it may have stored the bytes unchecked."""
+    sent = checksum.get("ChecksumCRC32")
+    if sent is not None and response.get("ChecksumCRC32") != sent:
+        raise DestinationError(
+            f"{what}: the server did not confirm the part's CRC32 (does it support "
+            "x-amz-checksum-crc32?); use checksum=UploadChecksum.MD5 for this server"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +180,7 @@ class S3Upload:
             raise DestinationError(
                 f"uploading part {part.number} of {self.url} failed: {describe_error(exc)}"
             ) from exc
+        _confirm(checksum, response, f"uploading part {part.number} of {self.url}")
         # CompleteMultipartUpload must repeat each part's checksum.
         completed: CompletedPartTypeDef = {"PartNumber": part.number, "ETag": response["ETag"]}
         if "ChecksumCRC32" in checksum:
@@ -252,21 +268,27 @@ class S3Upload:
         self._state = "committing"
         # IfNoneMatch makes the final write fail rather than replace an object that
         # appeared at the key while the backup ran.
-        if_none_match = "" if self._overwrite else "*"
+        condition = {} if self._overwrite else {"IfNoneMatch": "*"}
         try:
             if self._upload_id is None:
                 # No part was ever cut: the workers have nothing to do but stop.
                 self._send.close()
                 data = self._take(self._pending_size)
                 checksum = await _checksum(self._checksum, data)
-                if if_none_match:
-                    checksum["IfNoneMatch"] = if_none_match
-                await self._client.put_object(
+                response = await self._client.put_object(
                     Bucket=self.bucket,
                     Key=self.key,
                     Body=data,
                     **checksum,  # type: ignore[arg-type]
+                    **condition,  # type: ignore[arg-type]
                 )
+                try:
+                    _confirm(checksum, response, f"writing {self.url}")
+                except DestinationError:
+                    # Already visible, possibly unchecked: take it back.
+                    with anyio.CancelScope(shield=True):
+                        await self._client.delete_object(Bucket=self.bucket, Key=self.key)
+                    raise
                 if self._on_stored is not None:
                     self._on_stored(len(data))
             else:
@@ -275,7 +297,6 @@ class S3Upload:
                 self._send.close()
                 await self._workers_done.wait()
                 parts = [self._completed[number] for number in sorted(self._completed)]
-                condition = {"IfNoneMatch": if_none_match} if if_none_match else {}
                 await self._client.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=self.key,

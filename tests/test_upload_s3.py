@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -110,14 +111,19 @@ async def test_leaving_without_commit_aborts(
 
 
 async def upload_once(
-    s3_config: S3Config, bucket: str, data: bytes, checksum: UploadChecksum
+    s3_config: S3Config,
+    bucket: str,
+    data: bytes,
+    checksum: UploadChecksum = UploadChecksum.CRC32,
+    hooks: dict[str, Callable[..., None]] | None = None,
 ) -> None:
-    async with (
-        open_s3_client(s3_config) as aio,
-        open_s3_upload(aio, bucket, KEY, part_size=MIN_PART, checksum=checksum) as upload,
-    ):
-        await upload.write(data)
-        await upload.commit()
+    """Upload ``data`` in MIN_PART parts, with botocore event ``hooks`` registered."""
+    async with open_s3_client(s3_config) as aio:
+        for event, hook in (hooks or {}).items():
+            aio.meta.events.register(event, hook)
+        async with open_s3_upload(aio, bucket, KEY, part_size=MIN_PART, checksum=checksum) as up:
+            await up.write(data)
+            await up.commit()
 
 
 @pytest.mark.parametrize("checksum", list(UploadChecksum))
@@ -192,14 +198,91 @@ async def test_clients_use_the_fast_timestamp_parser(
     assert got["LastModified"].tzinfo is UTC
 
 
+class Sent(Exception):
+    """Raised by a before-send hook: the request was built and signed, not sent."""
+
+
 @pytest.mark.parametrize(
-    ("endpoint", "signed"),
-    [("https://s3.example.test", False), (None, False), ("http://127.0.0.1:9", True)],
+    ("endpoint", "environment", "signed"),
+    [
+        ("https://s3.example.test", None, False),
+        ("http://127.0.0.1:9", None, True),
+        (None, None, False),  # AWS itself
+        (None, "http://127.0.0.1:9", True),  # AWS_ENDPOINT_URL: plain http after all
+    ],
+    ids=["https", "http", "aws", "http-from-environment"],
 )
-async def test_payload_signing_only_without_tls(endpoint: str | None, *, signed: bool) -> None:
-    """Over TLS the server-checked CRC32 covers a part, so botocore must not SHA-256 it."""
+async def test_payload_is_signed_only_without_tls(
+    endpoint: str | None,
+    environment: str | None,
+    *,
+    signed: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over TLS the server-checked CRC32 covers a part, so botocore must not SHA-256 it;
+    over plain http the payload signature is all there is, so it must."""
+    if environment is not None:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", environment)
     config = S3Config(endpoint_url=endpoint, access_key="AKIDTEST", secret_key="secret")
+    headers: dict[str, str] = {}
+
+    def capture(request: Any, **_: Any) -> None:
+        for name, value in request.headers.items():
+            headers[name.lower()] = value.decode() if isinstance(value, bytes) else value
+        raise Sent
+
     async with open_s3_client(config) as client:
-        settings: Any = client.meta.config  # botocore's Config is untyped
-        assert (settings.s3 or {}).get("payload_signing_enabled", True) is signed
-        assert settings.user_agent.startswith(_s3.USER_AGENT)
+        client.meta.events.register("before-send.s3.UploadPart", capture)
+        with pytest.raises(Sent):
+            await client.upload_part(
+                Bucket="bucket",
+                Key=KEY,
+                UploadId="upload",
+                PartNumber=1,
+                Body=b"part",
+                ChecksumCRC32=_upload_s3._crc32(b"part"),
+            )
+
+    assert (headers["x-amz-content-sha256"] != "UNSIGNED-PAYLOAD") == signed
+    assert headers["x-amz-checksum-crc32"] == _upload_s3._crc32(b"part")
+    assert headers["user-agent"].startswith("monetr-backup/")
+
+
+async def test_complete_repeats_every_part_checksum(
+    s3_config: S3Config, bucket: str, s3: TemporarySeaweedS3
+) -> None:
+    """AWS refuses a CRC32 multipart upload whose completion omits the parts' checksums."""
+    data = random.Random(3).randbytes(2 * MIN_PART + 7)
+    completed: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        completed.extend(params["MultipartUpload"]["Parts"])
+
+    await upload_once(
+        s3_config, bucket, data, hooks={"before-parameter-build.s3.CompleteMultipartUpload": record}
+    )
+
+    pieces = [data[:MIN_PART], data[MIN_PART : 2 * MIN_PART], data[2 * MIN_PART :]]
+    assert [part["ChecksumCRC32"] for part in completed] == [
+        _upload_s3._crc32(piece) for piece in pieces
+    ]
+    assert s3.client().get_object(Bucket=bucket, Key=KEY)["Body"].read() == data
+
+
+@pytest.mark.parametrize("total", [2 * MIN_PART + 7, MIB], ids=["multipart", "single-put"])
+async def test_a_server_that_ignores_crc32_fails_the_upload(
+    total: int, s3_config: S3Config, bucket: str, s3: TemporarySeaweedS3
+) -> None:
+    """A server that does not echo the CRC32 may have stored the bytes unchecked: the
+    upload fails (pointing at UploadChecksum.MD5) and leaves nothing behind."""
+
+    def forget(parsed: dict[str, Any], **_: Any) -> None:
+        parsed.pop("ChecksumCRC32", None)  # as a server without flexible checksums
+
+    client = s3.client()
+    hooks = {"after-call.s3.UploadPart": forget, "after-call.s3.PutObject": forget}
+    with pytest.raises(DestinationError, match="did not confirm"):
+        await upload_once(s3_config, bucket, b"\x01" * total, hooks=hooks)
+
+    assert object_keys(client, bucket) == []
+    assert multipart_uploads(client, bucket) == []
