@@ -110,6 +110,13 @@ async def test_leaving_without_commit_aborts(
         await upload.write(b"late")
 
 
+EACH_CHECKSUM = pytest.mark.parametrize("checksum", list(UploadChecksum))
+#: Past one part (multipart upload), or below it (a single PutObject).
+MULTIPART_OR_SINGLE_PUT = pytest.mark.parametrize(
+    "total", [2 * MIN_PART + 7, MIB], ids=["multipart", "single-put"]
+)
+
+
 async def upload_once(
     s3_config: S3Config,
     bucket: str,
@@ -126,8 +133,8 @@ async def upload_once(
             await up.commit()
 
 
-@pytest.mark.parametrize("checksum", list(UploadChecksum))
-@pytest.mark.parametrize("total", [2 * MIN_PART + 7, MIB], ids=["multipart", "single-put"])
+@EACH_CHECKSUM
+@MULTIPART_OR_SINGLE_PUT
 async def test_server_verifies_the_checksum_of_every_write(
     checksum: UploadChecksum,
     total: int,
@@ -145,8 +152,8 @@ async def test_server_verifies_the_checksum_of_every_write(
     assert ("ChecksumCRC32" in stored) == (checksum is UploadChecksum.CRC32)
 
 
-@pytest.mark.parametrize("checksum", list(UploadChecksum))
-@pytest.mark.parametrize("total", [2 * MIN_PART + 7, MIB], ids=["multipart", "single-put"])
+@EACH_CHECKSUM
+@MULTIPART_OR_SINGLE_PUT
 async def test_a_part_damaged_on_the_way_is_refused(
     *,
     checksum: UploadChecksum,
@@ -269,7 +276,7 @@ async def test_complete_repeats_every_part_checksum(
     assert s3.client().get_object(Bucket=bucket, Key=KEY)["Body"].read() == data
 
 
-@pytest.mark.parametrize("total", [2 * MIN_PART + 7, MIB], ids=["multipart", "single-put"])
+@MULTIPART_OR_SINGLE_PUT
 async def test_a_server_that_ignores_crc32_fails_the_upload(
     total: int, s3_config: S3Config, bucket: str, s3: TemporarySeaweedS3
 ) -> None:
