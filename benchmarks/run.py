@@ -133,7 +133,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         "--memory-mib",
         help="dump sizes for the memory case, comma-separated (default 256,2048; quick: 16,64)",
     )
-    parser.add_argument("--no-aws", action="store_true", help="skip the awscli contenders")
+    parser.add_argument(
+        "--no-aws",
+        action="store_true",
+        help="skip the awscli contenders (--quick skips them unless --aws is given)",
+    )
+    parser.add_argument("--aws", action="store_true", help="--quick: run the awscli contenders too")
     parser.add_argument(
         "--only",
         default="",
@@ -178,7 +183,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         ),
         delay_ms=args.delay_ms,
         memory_mib=[float(x) for x in memory.split(",") if x.strip()],
-        aws=not args.no_aws,
+        # Installing awscli alone takes ~17 s: more than --quick's minute can spare.
+        aws=not args.no_aws and (not quick or args.aws),
         keep_going=not args.stop_on_error,
         only=[o.strip().lower() for o in args.only.split(",") if o.strip()],
         profile=args.profile.resolve() if args.profile else None,
