@@ -60,6 +60,18 @@ def sample(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield made
 
 
+async def restore_into_new(
+    pg: PostgresServer, path: Path, database: str, files: Path | None = None
+) -> mb.RestoreResult:
+    """Restore the archive file at ``path`` into the new ``database`` (and ``files``)."""
+    return await mb.restore(
+        mb.FileArchive(path=path),
+        database=pg_config_for(pg, database),
+        storage=mb.DirectoryStorage(path=files) if files is not None else None,
+        options=mb.RestoreOptions(create_database=True),
+    )
+
+
 def new_database_name(databases: Databases) -> str:
     """A name for a database the restore is to create (dropped after the test either way)."""
     name = f"t_new_{uuid.uuid4().hex[:12]}"
@@ -408,12 +420,7 @@ async def test_changed_storage_object_is_caught_by_the_manifest(
 
     target = new_database_name(databases)
     with pytest.raises(mb.ChecksumError, match="manifest") as caught:
-        await mb.restore(
-            mb.FileArchive(path=path),
-            database=pg_config_for(pg, target),
-            storage=mb.DirectoryStorage(path=tmp_path / "files"),
-            options=mb.RestoreOptions(create_database=True),
-        )
+        await restore_into_new(pg, path, target, tmp_path / "files")
     assert caught.value.member == damaged
     assert not database_exists(pg, target)
     assert tree(tmp_path / "files") == {}
@@ -512,12 +519,7 @@ async def test_member_after_the_manifest(
     archive.write_bytes(build_tar([*members, extra]))
     target = new_database_name(databases)
     with pytest.raises(mb.ArchiveError, match="after the manifest") as caught:
-        await mb.restore(
-            mb.FileArchive(path=archive),
-            database=pg_config_for(pg, target),
-            storage=mb.DirectoryStorage(path=tmp_path / "files"),
-            options=mb.RestoreOptions(create_database=True),
-        )
+        await restore_into_new(pg, archive, target, tmp_path / "files")
     assert caught.value.member == extra[0].name
     assert not database_exists(pg, target)
     assert tree(tmp_path / "files") == {}
@@ -537,11 +539,7 @@ async def test_target_checks(
     archive = tmp_path / "storage-only.tar"
     archive.write_bytes(build_tar([regular(f"{TOP}/header.json", header_json(TOP))]))
     with pytest.raises(mb.RestoreError, match="no database dump"):
-        await mb.restore(
-            mb.FileArchive(path=archive),
-            database=pg_config_for(pg, missing),
-            options=mb.RestoreOptions(create_database=True),
-        )
+        await restore_into_new(pg, archive, missing)
     assert not database_exists(pg, missing)
 
 
@@ -612,11 +610,7 @@ async def test_hostile_member_in_dump_section(
     )
     target = new_database_name(databases)
     with pytest.raises(mb.UnsafeMemberError):
-        await mb.restore(
-            mb.FileArchive(path=archive),
-            database=pg_config_for(pg, target),
-            options=mb.RestoreOptions(create_database=True),
-        )
+        await restore_into_new(pg, archive, target)
     assert not database_exists(pg, target)
 
 
