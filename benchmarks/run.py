@@ -469,6 +469,22 @@ def check_dump_size(run: Run, expected: int) -> None:
         raise RuntimeError(f"the backup dumped {got} bytes, expected about {expected:,}")
 
 
+def race_cells(
+    c: Contender, s: Summary, rate: float, base_rate: float | None, ours: str
+) -> list[str]:
+    """The columns the backup and restore tables share: name, time, speed, ratios, CPU."""
+    return [
+        c.name,
+        fmt(s.wall),
+        f"{s.wall_min:.1f}-{s.wall_max:.1f}",
+        fmt(rate, ".1f"),
+        ratio(rate, base_rate),
+        ours,
+        fmt(s.cpu),
+        fmt(s.server_cpu),
+    ]
+
+
 def failed_row(c: Contender, width: int) -> list[str]:
     if not c.runs:
         return [c.name, "not run", *["-"] * (width - 2)]
@@ -911,16 +927,10 @@ def case_backup(bench: Bench) -> None:
         rate = dump_bytes / MB / s.wall
         obj = s.info.get("object_bytes")
         disk = s.info.get("write_bytes")
+        ours_x = ratio(ours_rate, rate) if "ours-s3" not in c.tags else "-"
         rows.append(
             [
-                c.name,
-                fmt(s.wall),
-                f"{s.wall_min:.1f}-{s.wall_max:.1f}",
-                fmt(rate, ".1f"),
-                ratio(rate, limit_rate),
-                ratio(ours_rate, rate) if "ours-s3" not in c.tags else "-",
-                fmt(s.cpu),
-                fmt(s.server_cpu),
+                *race_cells(c, s, rate, limit_rate, ours_x),
                 fmt((s.cpu + s.server_cpu) / s.wall),
                 fmt(s.rss, ".0f"),
                 fmt(obj / MIB if obj else None, ".1f"),
@@ -1092,14 +1102,7 @@ def case_restore(bench: Bench) -> None:
         disk = s.info.get("write_bytes")
         rows.append(
             [
-                c.name,
-                fmt(s.wall),
-                f"{s.wall_min:.1f}-{s.wall_max:.1f}",
-                fmt(rate, ".1f"),
-                ratio(rate, base_rate),
-                ratio(ours_rate, rate),
-                fmt(s.cpu),
-                fmt(s.server_cpu),
+                *race_cells(c, s, rate, base_rate, ratio(ours_rate, rate)),
                 fmt(s.rss, ".0f"),
                 fmt(s.info.get("elapsed")),
                 fmt(disk / MIB if disk is not None else None, ".2f"),
