@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import os
+from contextlib import aclosing
 from pathlib import Path
 
+import anyio
 import pytest
 from backup_support import MIN_PART, multipart_uploads, object_keys
 from conftest import Env
@@ -223,3 +225,15 @@ async def test_sslmode_require_against_a_server_without_tls(env: Env) -> None:
     with pytest.raises(mb.DatabaseConnectionError, match="SSL"):
         await mb.backup(mb.FileDestination(path=env.output_dir / "x.tar.gz"), database=config)
     assert list(env.output_dir.iterdir()) == []
+
+
+async def test_an_archive_reader_closed_while_cancelled_closes_its_file(tmp_path: Path) -> None:
+    """A refused restore closes its reader inside a cancelled task group: the file must
+    still be closed when aclose() returns (it once was only closed later, in a thread)."""
+    path = tmp_path / "archive.bin"
+    path.write_bytes(b"x" * (3 * 1024 * 1024))
+    with anyio.CancelScope() as scope:
+        async with aclosing(mb.file_bytes(path)) as chunks:
+            await anext(chunks)
+            scope.cancel()
+    assert open_files_under(tmp_path) == []
