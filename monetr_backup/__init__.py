@@ -15,10 +15,7 @@ disk. The stages it is built from are exported too, for pipelines of your own::
         -> run_restore (pg_restore / psql) + DirectoryTarget / S3Target
 """
 
-from ._archive import DumpInput, Ledger, archive_members
-from ._archive_read import ArchiveReader, StoredObject
 from ._backup import backup
-from ._compress import compress
 from ._config import (
     BackupOptions,
     Codec,
@@ -48,22 +45,28 @@ from ._errors import (
     TargetNotEmptyError,
     UnsafeMemberError,
 )
-from ._format import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
-from ._member import Member
-from ._pg_dump import DumpPart, PgDump, open_pg_dump
-from ._pg_restore import run_restore
+from ._format.archive_reader import ArchiveReader, StoredObject
+from ._format.compress import compress
+from ._format.decompress import detect_codec
+from ._format.documents import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
+from ._format.members import DumpInput, Ledger, archive_members
+from ._format.tar_read import TarEntry, open_tar_entries
+from ._format.tar_write import encode_tar
+from ._local.directory_source import directory_objects
+from ._local.directory_target import DirectoryTarget
+from ._local.file_reader import file_bytes
+from ._local.file_sink import FileSink, open_file_sink
+from ._postgres.pg_dump import DumpPart, PgDump, open_pg_dump
+from ._postgres.pg_restore import run_restore
 from ._progress import Progress, ProgressCallback
-from ._read_archive import file_bytes, s3_bytes
+from ._protocols import ArchiveSink, Member
 from ._restore import InspectResult, Problem, RestoreResult, VerifyReport, inspect, restore, verify
-from ._s3 import open_s3_client
-from ._sink import ArchiveSink
-from ._storage_restore import DirectoryTarget, S3Target
-from ._storage_source import directory_objects, open_s3_objects, s3_objects
-from ._tar_read import TarEntry, detect_codec, open_tar_entries
-from ._tar_write import encode_tar
-from ._upload_s3 import S3Upload, open_s3_upload
+from ._s3.bucket_source import open_s3_objects, s3_objects
+from ._s3.bucket_target import S3Target
+from ._s3.client import open_s3_client
+from ._s3.download import s3_bytes
+from ._s3.upload import S3Upload, open_s3_upload
 from ._version import __version__
-from ._write_file import FileSink, open_file_sink
 
 __all__ = [
     "ArchiveError",

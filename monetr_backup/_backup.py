@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 
 import anyio
 
-from ._archive import DumpInput, Ledger, archive_members
-from ._compress import compress
 from ._config import (
     BackupOptions,
     DirectoryStorage,
@@ -24,18 +22,20 @@ from ._config import (
     S3Storage,
 )
 from ._errors import BackupError, single_errors
-from ._format import Header, Manifest, SkippedObject
-from ._member import Member
-from ._pg_dump import open_pg_dump
-from ._postgres import probe_server
+from ._format.compress import compress
+from ._format.documents import Header, Manifest, SkippedObject
+from ._format.members import DumpInput, Ledger, archive_members
+from ._format.tar_write import encode_tar
+from ._local.directory_source import directory_objects
+from ._local.file_sink import open_file_sink
+from ._postgres.pg_dump import open_pg_dump
+from ._postgres.server import probe_server
 from ._progress import ProgressCallback, ProgressTracker
-from ._s3 import S3Client, client_for
-from ._sink import ArchiveSink
-from ._storage_source import directory_objects, open_s3_objects
-from ._tar_write import encode_tar
-from ._upload_s3 import open_s3_upload
+from ._protocols import ArchiveSink, Member
+from ._s3.bucket_source import open_s3_objects
+from ._s3.client import S3Client, client_for
+from ._s3.upload import open_s3_upload
 from ._version import __version__
-from ._write_file import open_file_sink
 
 __all__ = ["backup"]
 

@@ -14,8 +14,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ._units import MIB, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+
 __all__ = [
-    "MIB",
     "BackupOptions",
     "Codec",
     "DirectoryStorage",
@@ -30,12 +31,6 @@ __all__ = [
     "S3Destination",
     "S3Storage",
 ]
-
-MIB = 1024 * 1024
-#: S3 refuses non-final multipart parts smaller than this.
-S3_MIN_PART_SIZE = 5 * MIB
-#: ... and any part larger than this.
-S3_MAX_PART_SIZE = 5 * 1024 * MIB
 
 
 class _Model(BaseModel):

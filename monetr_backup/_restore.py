@@ -15,7 +15,6 @@ from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 import anyio
 from pydantic import BaseModel, ConfigDict
 
-from ._archive_read import ArchiveReader
 from ._config import (
     DirectoryStorage,
     DumpFormat,
@@ -26,14 +25,18 @@ from ._config import (
     S3Storage,
 )
 from ._errors import ArchiveError, RestoreError, single_errors
-from ._format import Header, Manifest
-from ._pg_restore import run_restore
-from ._postgres import drop_database, prepare_target
+from ._format.archive_reader import ArchiveReader
+from ._format.documents import Header, Manifest
+from ._format.tar_read import open_tar_entries
+from ._local.directory_target import DirectoryTarget
+from ._local.file_reader import file_bytes
+from ._postgres.pg_restore import run_restore
+from ._postgres.server import drop_database, prepare_target
 from ._progress import ProgressCallback, ProgressTracker
-from ._read_archive import file_bytes, s3_bytes
-from ._s3 import S3Client, client_for
-from ._storage_restore import DirectoryTarget, Outcome, S3Target
-from ._tar_read import open_tar_entries
+from ._protocols import Outcome
+from ._s3.bucket_target import S3Target
+from ._s3.client import S3Client, client_for
+from ._s3.download import s3_bytes
 
 __all__ = [
     "InspectResult",

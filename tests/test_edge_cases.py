@@ -15,7 +15,7 @@ from conftest import Env
 from helpers_archive import tree
 
 import monetr_backup as mb
-from monetr_backup._postgres import client_env
+from monetr_backup._postgres.programs import client_env
 from monetr_backup.testing import TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio

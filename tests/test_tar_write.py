@@ -16,9 +16,9 @@ import zstandard
 from backup_support import run
 
 from monetr_backup import Codec, Member, SourceError, compress, encode_tar
-from monetr_backup._config import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
-from monetr_backup._pg_dump import BLOCK, read_part
-from monetr_backup._upload_s3 import part_size_for
+from monetr_backup._postgres.pg_dump import BLOCK, read_part
+from monetr_backup._s3.upload import part_size_for
+from monetr_backup._units import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

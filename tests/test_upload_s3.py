@@ -15,11 +15,11 @@ from monetr_backup import (
     DestinationError,
     S3Config,
     UploadChecksum,
-    _s3,
-    _upload_s3,
     open_s3_client,
     open_s3_upload,
 )
+from monetr_backup._s3 import client as s3_client_module
+from monetr_backup._s3 import upload as upload_module
 from monetr_backup.testing import TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio
@@ -165,8 +165,8 @@ async def test_a_part_damaged_on_the_way_is_refused(
 ) -> None:
     """The checksum sent is that of other bytes, as if the body changed in transit."""
     function = {UploadChecksum.CRC32: "_crc32", UploadChecksum.MD5: "_content_md5"}[checksum]
-    real = getattr(_upload_s3, function)
-    monkeypatch.setattr(_upload_s3, function, lambda data: real(data[:-1] + b"\0"))
+    real = getattr(upload_module, function)
+    monkeypatch.setattr(upload_module, function, lambda data: real(data[:-1] + b"\0"))
     client = s3.client()
     data = b"\xff" * total
     with pytest.raises(DestinationError, match="BadDigest"):
@@ -187,7 +187,7 @@ async def test_a_part_damaged_on_the_way_is_refused(
     ],
 )
 def test_fast_timestamp_parser_agrees_with_botocore(value: str) -> None:
-    parsed = _s3._parse_timestamp(value)
+    parsed = s3_client_module._parse_timestamp(value)
     assert parsed == parse_timestamp(value)
     assert parsed.utcoffset() is not None
 
@@ -247,11 +247,11 @@ async def test_payload_is_signed_only_without_tls(
                 UploadId="upload",
                 PartNumber=1,
                 Body=b"part",
-                ChecksumCRC32=_upload_s3._crc32(b"part"),
+                ChecksumCRC32=upload_module._crc32(b"part"),
             )
 
     assert (headers["x-amz-content-sha256"] != "UNSIGNED-PAYLOAD") == signed
-    assert headers["x-amz-checksum-crc32"] == _upload_s3._crc32(b"part")
+    assert headers["x-amz-checksum-crc32"] == upload_module._crc32(b"part")
     assert headers["user-agent"].startswith("monetr-backup/")
 
 
@@ -271,7 +271,7 @@ async def test_complete_repeats_every_part_checksum(
 
     pieces = [data[:MIN_PART], data[MIN_PART : 2 * MIN_PART], data[2 * MIN_PART :]]
     assert [part["ChecksumCRC32"] for part in completed] == [
-        _upload_s3._crc32(piece) for piece in pieces
+        upload_module._crc32(piece) for piece in pieces
     ]
     assert s3.client().get_object(Bucket=bucket, Key=KEY)["Body"].read() == data
 

@@ -1,40 +1,16 @@
-"""An archive's bytes, as a stream: from a local file, or from S3 with resumable GETs."""
+"""An archive in S3 -> its bytes, as a stream of resumable GETs."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from pathlib import Path
 
-import aiofiles
-import anyio
+from .._errors import ArchiveError, SourceError
+from .._units import MIB
+from .client import S3_ERRORS, S3Client, describe_error, error_code
 
-from ._config import MIB
-from ._errors import ArchiveError, SourceError
-from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
-
-__all__ = ["file_bytes", "s3_bytes"]
+__all__ = ["s3_bytes"]
 
 READ_SIZE = MIB
-
-
-async def file_bytes(path: Path, *, read_size: int = READ_SIZE) -> AsyncGenerator[bytes, None]:
-    """Yield the bytes of the file at ``path``."""
-    try:
-        file = await aiofiles.open(path, "rb")
-    except FileNotFoundError as exc:
-        raise ArchiveError(f"no archive at {path}") from exc
-    except OSError as exc:
-        raise SourceError(f"reading {path} failed: {exc}") from exc
-    try:
-        while chunk := await file.read(read_size):
-            yield chunk
-    except OSError as exc:
-        raise SourceError(f"reading {path} failed: {exc}") from exc
-    finally:
-        # Shielded: a reader closed while its restore is being cancelled (a refused
-        # archive ends the task group) must still close the file before it returns.
-        with anyio.CancelScope(shield=True):
-            await file.close()
 
 
 async def s3_bytes(

@@ -15,7 +15,8 @@ import anyio.to_thread
 import zstandard
 from isal import isal_zlib
 
-from ._config import MIB, Codec
+from .._config import Codec
+from .._units import MIB
 
 __all__ = ["DEFAULT_LEVELS", "compress"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import tarfile
 from collections.abc import AsyncIterable, AsyncIterator
 
-from ._errors import SourceError
-from ._member import Member
+from .._errors import SourceError
+from .._protocols import Member
 
 __all__ = ["encode_tar"]
 

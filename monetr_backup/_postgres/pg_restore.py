@@ -17,10 +17,9 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 
 import anyio
 
-from ._config import DumpFormat, PostgresConfig
-from ._errors import RestoreError
-from ._postgres import client_env, find_binary
-from ._process import open_tool
+from .._config import DumpFormat, PostgresConfig
+from .._errors import RestoreError
+from .programs import client_env, find_binary, open_tool
 
 __all__ = ["restore_args", "run_restore"]
 

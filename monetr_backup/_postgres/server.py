@@ -1,97 +1,23 @@
-"""What backup and restore share about PostgreSQL: binaries, environment, a preflight check.
-
-Credentials reach the client programs only through the environment (PGPASSWORD), never
-argv, where any local user could read them in /proc.
-"""
+"""The settings -> a checked server: preflight, and preparing (or dropping) a restore target."""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlencode
 
 import anyio
 import asyncpg
 
-from ._config import PostgresConfig
-from ._errors import BackupError, DatabaseConnectionError, TargetNotEmptyError
+from .._config import PostgresConfig
+from .._errors import DatabaseConnectionError, TargetNotEmptyError
+from .programs import tls_settings
 
-__all__ = [
-    "ServerInfo",
-    "client_env",
-    "connect",
-    "drop_database",
-    "find_binary",
-    "prepare_target",
-    "probe_server",
-]
-
-_DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
-
-
-def _version_key(path: Path) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", path.name)) or (0,)
-
-
-def find_binary(name: str, bin_dir: Path | None = None) -> Path:
-    """Locate a PostgreSQL client program.
-
-    An explicit ``bin_dir`` wins. Otherwise the newest ``/usr/lib/postgresql/<v>/bin``
-    is preferred over ``PATH`` because Debian's ``PATH`` entry is a wrapper that may pick
-    an older version than the server needs.
-    """
-    if bin_dir is not None:
-        candidate = bin_dir / name
-        if not candidate.is_file():
-            raise BackupError(f"{name} not found in {bin_dir}")
-        return candidate
-    if _DEBIAN_PG_ROOT.is_dir():
-        for version_dir in sorted(_DEBIAN_PG_ROOT.iterdir(), key=_version_key, reverse=True):
-            candidate = version_dir / "bin" / name
-            if candidate.is_file():
-                return candidate
-    found = shutil.which(name)
-    if found is None:
-        raise BackupError(f"{name} not found: install the PostgreSQL client or set bin_dir")
-    return Path(found)
-
-
-def client_env(config: PostgresConfig, *, database: str | None = None) -> dict[str, str]:
-    """Environment for ``pg_dump``/``pg_restore``/``psql`` holding the connection settings."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    env.update(
-        PGHOST=config.host,
-        PGPORT=str(config.port),
-        PGUSER=config.user,
-        PGDATABASE=database or config.database,
-        PGCONNECT_TIMEOUT=str(max(1, round(config.connect_timeout))),
-        # Never prompt: a missing password must fail, not hang on a terminal.
-        PGPASSWORD=config.password.get_secret_value() if config.password else "",
-    )
-    if not config.password:
-        del env["PGPASSWORD"]
-    for name, value in _tls_settings(config).items():
-        env[f"PG{name.upper()}"] = value
-    return env
-
-
-def _tls_settings(config: PostgresConfig) -> dict[str, str]:
-    """libpq's TLS settings that are set, by their connection-string names."""
-    values = {
-        "sslmode": config.sslmode,
-        "sslrootcert": config.sslrootcert,
-        "sslcert": config.sslcert,
-        "sslkey": config.sslkey,
-    }
-    return {name: str(value) for name, value in values.items() if value is not None}
+__all__ = ["ServerInfo", "connect", "drop_database", "prepare_target", "probe_server"]
 
 
 async def connect(config: PostgresConfig, database: str | None = None) -> asyncpg.Connection:
     """An asyncpg connection to ``database`` (default: the configured one)."""
-    tls = _tls_settings(config)
+    tls = tls_settings(config)
     return await asyncpg.connect(
         # asyncpg reads certificate paths from a DSN's query, like libpq does.
         f"postgresql://?{urlencode(tls)}" if tls else None,

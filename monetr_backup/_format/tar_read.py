@@ -17,32 +17,20 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import IO, cast
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 import zstandard
 from anyio.streams.memory import MemoryObjectReceiveStream
-from isal import igzip
 
-from ._config import MIB, Codec
-from ._errors import ArchiveError, single_errors
+from .._errors import ArchiveError, single_errors
+from .._units import MIB
+from .decompress import decompressed
 
-__all__ = ["TarEntry", "detect_codec", "open_tar_entries"]
+__all__ = ["TarEntry", "open_tar_entries"]
 
 READ_SIZE = MIB
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-def detect_codec(head: bytes) -> Codec:
-    """The codec of a stream starting with ``head`` (at least four bytes)."""
-    if head.startswith(_GZIP_MAGIC):
-        return Codec.GZIP
-    if head.startswith(_ZSTD_MAGIC):
-        return Codec.ZSTD
-    return Codec.NONE
 
 
 class TarEntry:
@@ -119,22 +107,11 @@ class _Failed:
 _Event = _Start | bytes | _End | _Failed
 
 
-def _decompressed(raw: _Pull) -> IO[bytes]:
-    buffered = io.BufferedReader(raw, READ_SIZE)
-    codec = detect_codec(buffered.peek(4)[:4])
-    if codec is Codec.GZIP:
-        return cast(IO[bytes], igzip.IGzipFile(fileobj=buffered, mode="rb"))  # type: ignore[no-untyped-call]
-    if codec is Codec.ZSTD:
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
-        return cast(IO[bytes], io.BufferedReader(cast(io.RawIOBase, reader), READ_SIZE))
-    return cast(IO[bytes], buffered)
-
-
 def _parse(raw: _Pull, emit: Callable[[_Event], object]) -> None:
     """Runs in the worker thread: emit every member's header, content and digest."""
     current: str | None = None
     try:
-        with tarfile.open(fileobj=_decompressed(raw), mode="r|", bufsize=READ_SIZE) as archive:
+        with tarfile.open(fileobj=decompressed(raw), mode="r|", bufsize=READ_SIZE) as archive:
             while (info := archive.next()) is not None:
                 # Stream mode keeps every TarInfo it has seen; we need none of them.
                 archive.members.clear()  # type: ignore[attr-defined]

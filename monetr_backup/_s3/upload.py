@@ -32,9 +32,10 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from isal import isal_zlib
 
-from ._config import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE, UploadChecksum
-from ._errors import DestinationError, single_errors
-from ._s3 import S3_ERRORS, S3Client, describe_error, error_code
+from .._config import UploadChecksum
+from .._errors import DestinationError, single_errors
+from .._units import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+from .client import S3_ERRORS, S3Client, describe_error, error_code
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef

@@ -17,8 +17,8 @@ from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
-from ._config import S3Config
-from ._version import __version__
+from .._config import S3Config
+from .._version import __version__
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

@@ -14,23 +14,19 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from ._config import DumpFormat
-from ._format import (
+from .._config import DumpFormat
+from .._postgres.pg_dump import DumpPart
+from .._progress import ProgressTracker
+from .._protocols import Member
+from .._version import __version__
+from .documents import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
+from .layout import (
     DUMP_SUMMARY_NAME,
     HEADER_NAME,
     MANIFEST_NAME,
-    DumpSummary,
-    Header,
-    Manifest,
-    MemberEntry,
-    SkippedObject,
     dump_part_name,
     storage_member_name,
 )
-from ._member import Member
-from ._pg_dump import DumpPart
-from ._progress import ProgressTracker
-from ._version import __version__
 
 __all__ = ["DumpInput", "Ledger", "archive_members"]
 

@@ -24,10 +24,9 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._config import DumpFormat, PostgresConfig
-from ._errors import PgDumpError, single_errors
-from ._postgres import client_env, find_binary
-from ._process import Tool, open_tool, tool_version
+from .._config import DumpFormat, PostgresConfig
+from .._errors import PgDumpError, single_errors
+from .programs import Tool, client_env, find_binary, open_tool, tool_version
 
 __all__ = ["DumpPart", "PgDump", "open_pg_dump", "read_part"]
 

@@ -17,22 +17,19 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ._errors import ArchiveError, ChecksumError, UnsafeMemberError
-from ._format import (
+from .._errors import ArchiveError, ChecksumError, UnsafeMemberError
+from .documents import DumpSummary, Header, Manifest, MemberEntry
+from .layout import (
     DUMP_SUMMARY_NAME,
     FORMAT_VERSION,
     HEADER_NAME,
     MANIFEST_NAME,
     STORAGE_DIR,
-    DumpSummary,
-    Header,
-    Manifest,
-    MemberEntry,
     dump_part_name,
     parse_dump_part_name,
     unsafe_path_reason,
 )
-from ._tar_read import TarEntry
+from .tar_read import TarEntry
 
 __all__ = ["ArchiveReader", "StoredObject"]
 

@@ -18,7 +18,7 @@ import anyio
 import anyio.to_thread
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
-from ._errors import DestinationError
+from .._errors import DestinationError
 
 __all__ = ["FileSink", "open_file_sink"]
 

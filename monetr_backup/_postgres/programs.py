@@ -1,4 +1,7 @@
-"""Running PostgreSQL's client programs (pg_dump, pg_restore, psql) as subprocesses.
+"""PostgreSQL's client programs (pg_dump, pg_restore, psql): finding and running them.
+
+Credentials reach the programs only through the environment (PGPASSWORD), never argv,
+where any local user could read them in /proc.
 
 ``open_tool`` drains the program's stderr into a bounded tail (so errors can quote it
 without unbounded memory) and guarantees the process is gone when the block exits: an
@@ -7,6 +10,9 @@ early exit kills it, under a shielded scope, so no orphan survives a failure or 
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -18,7 +24,18 @@ from typing import IO
 import anyio
 from anyio.abc import Process
 
-__all__ = ["StderrTail", "Tool", "open_tool", "tool_version"]
+from .._config import PostgresConfig
+from .._errors import BackupError
+
+__all__ = [
+    "StderrTail",
+    "Tool",
+    "client_env",
+    "find_binary",
+    "open_tool",
+    "tls_settings",
+    "tool_version",
+]
 
 #: How much of a program's stderr is kept for error messages.
 STDERR_TAIL_BYTES = 8192
@@ -106,3 +123,63 @@ async def open_tool(
                 process.kill()
             await process.wait()
             await process.aclose()
+
+
+_DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", path.name)) or (0,)
+
+
+def find_binary(name: str, bin_dir: Path | None = None) -> Path:
+    """Locate a PostgreSQL client program.
+
+    An explicit ``bin_dir`` wins. Otherwise the newest ``/usr/lib/postgresql/<v>/bin``
+    is preferred over ``PATH`` because Debian's ``PATH`` entry is a wrapper that may pick
+    an older version than the server needs.
+    """
+    if bin_dir is not None:
+        candidate = bin_dir / name
+        if not candidate.is_file():
+            raise BackupError(f"{name} not found in {bin_dir}")
+        return candidate
+    if _DEBIAN_PG_ROOT.is_dir():
+        for version_dir in sorted(_DEBIAN_PG_ROOT.iterdir(), key=_version_key, reverse=True):
+            candidate = version_dir / "bin" / name
+            if candidate.is_file():
+                return candidate
+    found = shutil.which(name)
+    if found is None:
+        raise BackupError(f"{name} not found: install the PostgreSQL client or set bin_dir")
+    return Path(found)
+
+
+def client_env(config: PostgresConfig, *, database: str | None = None) -> dict[str, str]:
+    """Environment for ``pg_dump``/``pg_restore``/``psql`` holding the connection settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    env.update(
+        PGHOST=config.host,
+        PGPORT=str(config.port),
+        PGUSER=config.user,
+        PGDATABASE=database or config.database,
+        PGCONNECT_TIMEOUT=str(max(1, round(config.connect_timeout))),
+        # Never prompt: a missing password must fail, not hang on a terminal.
+        PGPASSWORD=config.password.get_secret_value() if config.password else "",
+    )
+    if not config.password:
+        del env["PGPASSWORD"]
+    for name, value in tls_settings(config).items():
+        env[f"PG{name.upper()}"] = value
+    return env
+
+
+def tls_settings(config: PostgresConfig) -> dict[str, str]:
+    """libpq's TLS settings that are set, by their connection-string names."""
+    values = {
+        "sslmode": config.sslmode,
+        "sslrootcert": config.sslrootcert,
+        "sslcert": config.sslcert,
+        "sslkey": config.sslkey,
+    }
+    return {name: str(value) for name, value in values.items() if value is not None}

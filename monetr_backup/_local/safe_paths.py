@@ -1,0 +1,68 @@
+"""Object keys -> paths under a root that no symlink or ``..`` can lead out of.
+
+Every step opens the next folder relative to the previous one's descriptor with
+``O_NOFOLLOW``, so a symlink planted anywhere on the way is refused rather than followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from .._errors import UnsafeMemberError
+from .._format.layout import unsafe_path_reason
+
+__all__ = ["dir_fd", "exists", "key_parts"]
+
+
+def key_parts(key: str) -> list[str]:
+    """Split an object key into path components, refusing any that could escape."""
+    reason = unsafe_path_reason(key)
+    if reason is not None:
+        raise UnsafeMemberError(f"unsafe storage key: {reason}", member=key)
+    return key.split("/")
+
+
+def _open_dir(parent_fd: int, name: str, create: bool) -> int:
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(name, flags, dir_fd=parent_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, 0o700, dir_fd=parent_fd)
+    return os.open(name, flags, dir_fd=parent_fd)
+
+
+def dir_fd(root: Path, folders: list[str], create: bool) -> int:
+    """A descriptor of ``root/folders...``; O_NOFOLLOW at each step refuses symlinks."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in folders:
+            child = _open_dir(fd, name, create)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def exists(root: Path, parts: list[str]) -> bool:
+    try:
+        fd = dir_fd(root, parts[:-1], create=False)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError as exc:
+        raise UnsafeMemberError(
+            "a parent of this key is not a folder", member="/".join(parts)
+        ) from exc
+    try:
+        os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
+    return True
