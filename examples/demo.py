@@ -70,7 +70,7 @@ async def run(pg: TemporaryPostgres, work: Path) -> None:
     print("backup:")
     started = time.perf_counter()
     manifest = await mb.backup(
-        mb.FileDestination(path=archive),
+        mb.FileArchive(path=archive),
         database=source,
         storage=mb.DirectoryStorage(path=work / "storage"),
         options=mb.BackupOptions(kms_provider="plaintext"),

@@ -33,7 +33,7 @@ async def run(pg: TemporaryPostgres, s3: TemporarySeaweedS3) -> None:
     key = f"monetr/{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}.tar.gz"
 
     manifest = await mb.backup(
-        mb.S3Destination(s3=s3_config, bucket="backups", key=key),
+        mb.S3Archive(s3=s3_config, bucket="backups", key=key),
         database=source,
         storage=mb.S3Storage(s3=s3_config, bucket="monetr-storage"),
         options=mb.BackupOptions(kms_provider="plaintext"),

@@ -1,141 +1,120 @@
 """Streaming backup and restore of a self-hosted monetr instance.
 
-``await backup(...)`` streams a pg_dump and the storage objects into one tar archive
-(compressed) at an S3 key or a local file, never holding the dataset in memory or on
-disk. The stages it is built from are exported too, for pipelines of your own::
+``await backup(archive, database=..., storage=...)`` streams a pg_dump and the storage
+objects into one compressed tar archive, in a local file or an S3 object, never holding
+the dataset in memory or on disk. ``await restore(archive, ...)`` puts both back, all or
+nothing; ``verify`` and ``inspect`` read an archive without touching any target.
 
-    open_pg_dump (parts) ----------+
-    directory_objects / open_s3_objects --+--> archive_members -> encode_tar -> compress
-        -> open_s3_upload / open_file_sink / your ArchiveSink
+General layout, for whoever works on this package next (a byte's way from pg_dump to S3
+and back)::
 
-``await restore(...)`` runs the same flow backwards, checking every member on the way;
-``verify(...)`` and ``inspect(...)`` read an archive without touching any target::
-
-    file_bytes / s3_bytes -> open_tar_entries -> ArchiveReader
-        -> run_restore (pg_restore / psql) + DirectoryTarget / S3Target
+    __init__.py   this one-call API            stages.py  the parts, for your own pipelines
+    _backup.py    sources -> members -> tar -> codec -> sink
+    _restore.py   reader -> database + storage targets -> commit both, or abort both
+    _verify.py    reader, to the end, no target
+    _open.py      a location (FileArchive, S3Storage, ...) -> the stage that serves it
+    _protocols.py Member, StoredObject; ArchiveSink, StorageTarget, DatabaseTarget
+    _format/      the archive: layout, documents, members, tar write/read, codecs, checks
+    _postgres/    client programs, preflight, pg_dump source, pg_restore target
+    _s3/          client and its errors, upload sink, download, bucket source and target
+    _local/       file sink and reader, directory source and target, safe paths
+    _config.py  _locations.py  _errors.py  _progress.py  _units.py
+    testing/      throwaway servers and seed data for tests, examples and benchmarks
 """
 
 from ._backup import backup
 from ._config import (
     BackupOptions,
     Codec,
-    DirectoryStorage,
     DumpFormat,
-    FileArchive,
-    FileDestination,
     Overwrite,
     PostgresConfig,
     RestoreOptions,
-    S3Archive,
     S3Config,
-    S3Destination,
-    S3Storage,
     UploadChecksum,
 )
 from ._errors import (
-    ArchiveError,
+    ArchiveLocationError,
+    ArchiveReadError,
+    ArchiveWriteError,
     BackupError,
     ChecksumError,
+    ClientNotFoundError,
+    CorruptArchiveError,
     DatabaseConnectionError,
-    DestinationError,
+    DatabaseError,
     PgDumpError,
-    RestoreError,
-    SourceError,
+    PgRestoreError,
+    StorageError,
     StorageSourceError,
+    StorageTargetError,
     TargetNotEmptyError,
     UnsafeMemberError,
 )
-from ._format.archive_reader import ArchiveReader, StoredObject
-from ._format.compress import compress
-from ._format.decompress import detect_codec
-from ._format.documents import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
-from ._format.members import DumpInput, Ledger, archive_members
-from ._format.tar_read import TarEntry, open_tar_entries
-from ._format.tar_write import encode_tar
-from ._local.directory_source import directory_objects
-from ._local.directory_target import DirectoryTarget
-from ._local.file_reader import file_bytes
-from ._local.file_sink import FileSink, open_file_sink
-from ._postgres.pg_dump import DumpPart, PgDump, open_pg_dump
-from ._postgres.pg_restore import run_restore
-from ._progress import Progress, ProgressCallback
-from ._protocols import ArchiveSink, Member
-from ._restore import InspectResult, Problem, RestoreResult, VerifyReport, inspect, restore, verify
-from ._s3.bucket_source import open_s3_objects, s3_objects
-from ._s3.bucket_target import S3Target
-from ._s3.client import open_s3_client
-from ._s3.download import s3_bytes
-from ._s3.upload import S3Upload, open_s3_upload
+from ._format.documents import Header, Manifest, MemberEntry, SkippedObject
+from ._locations import DirectoryStorage, FileArchive, S3Archive, S3Storage
+from ._progress import Phase, Progress, ProgressCallback
+from ._restore import RestoreResult, restore
+from ._verify import InspectResult, Problem, VerifyReport, inspect, verify
 from ._version import __version__
 
-__all__ = [
-    "ArchiveError",
-    "ArchiveReader",
-    "ArchiveSink",
-    "BackupError",
-    "BackupOptions",
-    "ChecksumError",
-    "Codec",
-    "DatabaseConnectionError",
-    "DestinationError",
+# Grouped by role, not sorted: the groups are the documentation.
+__all__ = [  # noqa: RUF022
+    # The operations
+    "backup",
+    "inspect",
+    "restore",
+    "verify",
+    # Where things are
     "DirectoryStorage",
-    "DirectoryTarget",
-    "DumpFormat",
-    "DumpInput",
-    "DumpPart",
-    "DumpSummary",
     "FileArchive",
-    "FileDestination",
-    "FileSink",
+    "S3Archive",
+    "S3Storage",
+    # Settings
+    "BackupOptions",
+    "Codec",
+    "DumpFormat",
+    "Overwrite",
+    "PostgresConfig",
+    "RestoreOptions",
+    "S3Config",
+    "UploadChecksum",
+    # What comes back
     "Header",
     "InspectResult",
-    "Ledger",
     "Manifest",
-    "Member",
     "MemberEntry",
-    "Overwrite",
-    "PgDump",
-    "PgDumpError",
-    "PostgresConfig",
     "Problem",
+    "RestoreResult",
+    "SkippedObject",
+    "VerifyReport",
+    # Progress
+    "Phase",
     "Progress",
     "ProgressCallback",
-    "RestoreError",
-    "RestoreOptions",
-    "RestoreResult",
-    "S3Archive",
-    "S3Config",
-    "S3Destination",
-    "S3Storage",
-    "S3Target",
-    "S3Upload",
-    "SkippedObject",
-    "SourceError",
-    "StorageSourceError",
-    "StoredObject",
-    "TarEntry",
+    # Errors, by what failed
+    "BackupError",
+    "DatabaseError",
+    "ClientNotFoundError",
+    "DatabaseConnectionError",
+    "PgDumpError",
+    "PgRestoreError",
     "TargetNotEmptyError",
+    "StorageError",
+    "StorageSourceError",
+    "StorageTargetError",
+    "ArchiveLocationError",
+    "ArchiveReadError",
+    "ArchiveWriteError",
+    "CorruptArchiveError",
+    "ChecksumError",
     "UnsafeMemberError",
-    "UploadChecksum",
-    "VerifyReport",
     "__version__",
-    "archive_members",
-    "backup",
-    "compress",
-    "detect_codec",
-    "directory_objects",
-    "encode_tar",
-    "file_bytes",
-    "inspect",
-    "open_file_sink",
-    "open_pg_dump",
-    "open_s3_client",
-    "open_s3_objects",
-    "open_s3_upload",
-    "open_tar_entries",
-    "restore",
-    "run_restore",
-    "s3_bytes",
-    "s3_objects",
-    "verify",
 ]
+
+# Reprs, tracebacks and docs show the public path, not the private module.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type) or (callable(_value) and hasattr(_value, "__code__")):
+        _value.__module__ = __name__
+del _name, _value

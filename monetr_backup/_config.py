@@ -1,4 +1,6 @@
-"""Configuration models: where the data comes from, where the archive goes, and how.
+"""Settings: how to reach PostgreSQL and S3, and how a backup or restore behaves.
+
+Where things are (the archive, the storage files) is in ``_locations``.
 
 Every model is frozen and rejects unknown fields, so a typo in an option is an error
 rather than a silently ignored setting. Passwords and secret keys are ``SecretStr``:
@@ -9,27 +11,21 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from ._units import MIB, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+from ._units import MIB
 
 __all__ = [
     "BackupOptions",
     "Codec",
-    "DirectoryStorage",
     "DumpFormat",
-    "FileArchive",
-    "FileDestination",
     "Overwrite",
     "PostgresConfig",
     "RestoreOptions",
-    "S3Archive",
     "S3Config",
-    "S3Destination",
-    "S3Storage",
+    "UploadChecksum",
 ]
 
 
@@ -122,82 +118,6 @@ class S3Config(_Model):
     force_path_style: bool = True
 
 
-class DirectoryStorage(_Model):
-    """monetr's ``filesystem`` storage provider: every regular file under ``path``."""
-
-    kind: Literal["directory"] = "directory"
-    path: Path
-
-
-class S3Storage(_Model):
-    """monetr's ``s3`` storage provider: every object under ``prefix`` in ``bucket``."""
-
-    kind: Literal["s3"] = "s3"
-    s3: S3Config
-    bucket: str
-    prefix: str = ""
-    #: Objects fetched ahead of the archive writer, bounded by ``prefetch_bytes`` too.
-    #: Small objects are latency-bound: 32 in flight hide 20 ms of S3 latency per request
-    #: until the client's own per-request CPU (botocore signing, parsing) is the limit.
-    prefetch_objects: int = Field(32, ge=1)
-    prefetch_bytes: int = Field(16 * MIB, ge=1)
-    #: Restore into this bucket: how the server checks each object written.
-    upload_checksum: UploadChecksum = UploadChecksum.CRC32
-
-
-class FileDestination(_Model):
-    """A local archive file, written to a temporary sibling and renamed on success."""
-
-    kind: Literal["file"] = "file"
-    path: Path
-    #: Replace an existing file at ``path``; otherwise an existing file is an error.
-    overwrite: bool = False
-
-
-class S3Destination(_Model):
-    """An object in an S3-compatible bucket, written with a multipart upload.
-
-    Memory held by the upload is at most ``part size x (queue_depth + concurrency + 1)``.
-    The part size starts at ``part_size`` and doubles as the upload nears
-    ``max_parts``, so an archive of unknown size never runs out of parts.
-    """
-
-    kind: Literal["s3"] = "s3"
-    s3: S3Config
-    bucket: str
-    key: str = Field(min_length=1)
-    part_size: int = Field(S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE, le=S3_MAX_PART_SIZE)
-    max_parts: int = Field(10_000, ge=1, le=10_000)
-    concurrency: int = Field(2, ge=1)
-    queue_depth: int = Field(1, ge=0)
-    #: What lets the server reject a part damaged on the way.
-    checksum: UploadChecksum = UploadChecksum.CRC32
-    #: Refuse to replace an existing object at ``key`` (S3 conditional write).
-    overwrite: bool = False
-
-
-StorageSource = Annotated[DirectoryStorage | S3Storage, Field(discriminator="kind")]
-Destination = Annotated[FileDestination | S3Destination, Field(discriminator="kind")]
-
-
-class FileArchive(_Model):
-    """An archive to read from a local file."""
-
-    kind: Literal["file"] = "file"
-    path: Path
-
-
-class S3Archive(_Model):
-    """An archive to read from S3, with resumed GETs if the connection drops."""
-
-    kind: Literal["s3"] = "s3"
-    s3: S3Config
-    bucket: str
-    key: str = Field(min_length=1)
-    #: How many times a dropped download continues with a ranged GET.
-    max_resumes: int = Field(5, ge=0)
-
-
 class Overwrite(StrEnum):
     """What a restore does when an object's key already exists at the target."""
 
@@ -212,10 +132,6 @@ class Overwrite(StrEnum):
 class RestoreOptions(_Model):
     """What a restore does and how careful it is."""
 
-    #: Restore the database dump (needs a database target).
-    database: bool = True
-    #: Restore the storage objects (needs a storage target).
-    storage: bool = True
     #: Read and check everything, and check the targets, but write nothing.
     dry_run: bool = False
     #: Create the target database if it does not exist (dropped again if the restore fails).
@@ -228,7 +144,10 @@ class RestoreOptions(_Model):
     no_owner: bool = False
     #: Role to restore as (``pg_restore --role`` / ``SET ROLE``).
     role: str | None = None
+    #: What happens to a storage object whose key already exists at the target.
     overwrite: Overwrite = Overwrite.NEVER
+    #: Least seconds between two progress snapshots (phase changes always get one).
+    progress_interval: float = Field(0.5, ge=0)
 
 
 class BackupOptions(_Model):
@@ -245,3 +164,8 @@ class BackupOptions(_Model):
     kms_provider: str | None = None
     #: Read sizes from the database first so progress can show a total.
     estimate_size: bool = True
+    #: Replace an existing archive at the location; otherwise one is an error (checked
+    #: before the backup starts and again, atomically, when it is committed).
+    replace_archive: bool = False
+    #: Least seconds between two progress snapshots (phase changes always get one).
+    progress_interval: float = Field(0.5, ge=0)

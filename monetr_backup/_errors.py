@@ -13,15 +13,20 @@ from contextlib import contextmanager
 import anyio
 
 __all__ = [
-    "ArchiveError",
+    "ArchiveLocationError",
+    "ArchiveReadError",
+    "ArchiveWriteError",
     "BackupError",
     "ChecksumError",
+    "ClientNotFoundError",
+    "CorruptArchiveError",
     "DatabaseConnectionError",
-    "DestinationError",
+    "DatabaseError",
     "PgDumpError",
-    "RestoreError",
-    "SourceError",
+    "PgRestoreError",
+    "StorageError",
     "StorageSourceError",
+    "StorageTargetError",
     "TargetNotEmptyError",
     "UnsafeMemberError",
 ]
@@ -31,15 +36,22 @@ class BackupError(Exception):
     """Base class of every error this library raises on purpose."""
 
 
-class SourceError(BackupError):
-    """Reading the data to back up failed."""
+# -- the database ------------------------------------------------------------------------
 
 
-class DatabaseConnectionError(SourceError):
-    """The database could not be reached or refused our credentials."""
+class DatabaseError(BackupError):
+    """Something about the PostgreSQL side failed: the server, a client program, the target."""
 
 
-class PgDumpError(SourceError):
+class DatabaseConnectionError(DatabaseError):
+    """The database could not be reached, refused our credentials, or does not exist."""
+
+
+class ClientNotFoundError(DatabaseError):
+    """A PostgreSQL client program (``pg_dump``, ``pg_restore``, ``psql``) was not found."""
+
+
+class PgDumpError(DatabaseError):
     """``pg_dump`` exited with an error or was killed.
 
     ``stderr_tail`` holds the last bytes it wrote to stderr, decoded, so the cause
@@ -55,15 +67,56 @@ class PgDumpError(SourceError):
         self.stderr_tail = stderr_tail
 
 
-class StorageSourceError(SourceError):
+class PgRestoreError(DatabaseError):
+    """Applying the dump failed (``pg_restore``/``psql``), or cannot be done as asked.
+
+    The single transaction rolled back: the database is as it was. ``stderr_tail`` holds
+    the program's last stderr output, when a program ran.
+    """
+
+    def __init__(self, message: str, *, stderr_tail: str = "") -> None:
+        super().__init__(f"{message}; stderr:\n{stderr_tail}" if stderr_tail else message)
+        self.stderr_tail = stderr_tail
+
+
+class TargetNotEmptyError(DatabaseError):
+    """The target database already has tables and ``clean`` was not asked for."""
+
+
+# -- the storage files -------------------------------------------------------------------
+
+
+class StorageError(BackupError):
+    """Reading the storage files to back up, or writing restored ones, failed."""
+
+
+class StorageSourceError(StorageError):
     """Listing or reading a storage object failed (other than it vanishing)."""
 
 
-class DestinationError(BackupError):
-    """Writing the archive to its destination failed; nothing was left there."""
+class StorageTargetError(StorageError):
+    """Writing a restored object to the storage target failed; none of it was left there."""
 
 
-class ArchiveError(BackupError):
+# -- where the archive lives -------------------------------------------------------------
+
+
+class ArchiveLocationError(BackupError):
+    """Moving the archive's bytes to or from its file or S3 object failed."""
+
+
+class ArchiveWriteError(ArchiveLocationError):
+    """Writing the archive failed; nothing was left at its location."""
+
+
+class ArchiveReadError(ArchiveLocationError):
+    """Reading the archive failed: it does not exist, cannot be read, or changed meanwhile."""
+
+
+# -- what the archive holds --------------------------------------------------------------
+
+
+class CorruptArchiveError(BackupError):
     """An archive is malformed, truncated, or not one of ours.
 
     ``member`` names the member being read when the problem was found, if any.
@@ -72,22 +125,16 @@ class ArchiveError(BackupError):
     def __init__(self, message: str, *, member: str | None = None) -> None:
         super().__init__(f"{member}: {message}" if member else message)
         self.member = member
+        #: The message without the member's name in front.
+        self.reason = message
 
 
-class ChecksumError(ArchiveError):
+class ChecksumError(CorruptArchiveError):
     """A member's size or SHA-256 differs from what the dump summary or manifest says."""
 
 
-class UnsafeMemberError(ArchiveError):
+class UnsafeMemberError(CorruptArchiveError):
     """A member is not a regular file, or its name could escape the restore target."""
-
-
-class RestoreError(BackupError):
-    """Writing to a restore target failed; the database was left as it was."""
-
-
-class TargetNotEmptyError(RestoreError):
-    """The target database already has tables and ``clean`` was not asked for."""
 
 
 @contextmanager

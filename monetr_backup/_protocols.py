@@ -10,7 +10,14 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["ArchiveSink", "Member", "Outcome"]
+__all__ = [
+    "ArchiveSink",
+    "DatabaseTarget",
+    "Member",
+    "Outcome",
+    "StorageTarget",
+    "StoredObject",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +53,7 @@ async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
 
 @runtime_checkable
 class ArchiveSink(Protocol):
-    """An async byte sink with all-or-nothing semantics.
+    """Where a backup writes the archive, all or nothing.
 
     :func:`monetr_backup.backup` calls :meth:`write` for every chunk of the compressed
     archive, then :meth:`commit` once every stage has succeeded. On any failure or
@@ -71,3 +78,60 @@ class Outcome:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StoredObject:
+    """A storage object as the archive reader yields it.
+
+    Read ``chunks`` before asking the reader for the next object, or leave them: the
+    reader reads what was left itself, since every byte counts for the manifest check.
+    """
+
+    key: str
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+@runtime_checkable
+class StorageTarget(Protocol):
+    """Where a restore puts storage objects, all or nothing.
+
+    :func:`monetr_backup.restore` calls :meth:`write` for every object in the archive,
+    then, once the whole archive has checked out and the database has committed,
+    :meth:`commit`; on any failure or cancellation :meth:`abort` instead (shielded), which
+    must leave the target as it was. ``outcome`` says which keys were written, skipped or
+    in conflict.
+    """
+
+    @property
+    def outcome(self) -> Outcome:
+        """Keys written (after commit), skipped, or left alone as conflicts."""
+
+    async def write(self, item: StoredObject) -> None:
+        """Stage ``item``, or decide to skip it; nothing may be visible before commit."""
+
+    async def commit(self) -> None:
+        """Make every staged object visible."""
+
+    async def abort(self) -> None:
+        """Remove everything staged; safe to call more than once."""
+
+
+@runtime_checkable
+class DatabaseTarget(Protocol):
+    """Where a restore applies the dump, all or nothing.
+
+    :meth:`write` receives the dump stream in order; :meth:`commit` is called once the
+    whole archive has checked out, :meth:`abort` on any failure or cancellation
+    (shielded), which must leave the database as it was.
+    """
+
+    async def write(self, data: bytes) -> None:
+        """Apply the next bytes of the dump, uncommitted."""
+
+    async def commit(self) -> None:
+        """Commit everything written."""
+
+    async def abort(self) -> None:
+        """Roll back everything written; safe to call more than once."""

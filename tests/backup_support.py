@@ -23,7 +23,8 @@ from typing import Any
 
 import zstandard
 
-from monetr_backup import Codec, DumpFormat, DumpSummary, Header, Manifest
+from monetr_backup import Codec, DumpFormat, Header, Manifest
+from monetr_backup.stages import DumpSummary
 from monetr_backup.testing import PostgresServer
 
 MIB = 1024 * 1024

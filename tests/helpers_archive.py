@@ -27,6 +27,7 @@ import zstandard
 from pydantic import SecretStr
 
 import monetr_backup as mb
+from monetr_backup import stages
 from monetr_backup.testing import (
     PostgresServer,
     TemporarySeaweedS3,
@@ -104,7 +105,7 @@ def make_sample(pg: PostgresServer, root: Path) -> Iterator[Sample]:
             manifests[dump_format] = anyio.run(
                 functools.partial(
                     mb.backup,
-                    mb.FileDestination(path=path),
+                    mb.FileArchive(path=path),
                     database=pg_config_for(pg, name),
                     storage=mb.DirectoryStorage(path=root / "storage"),
                     options=mb.BackupOptions(dump_format=dump_format, dump_part_size=PART_SIZE),
@@ -128,7 +129,7 @@ def make_sample(pg: PostgresServer, root: Path) -> Iterator[Sample]:
 
 def decompress(data: bytes) -> bytes:
     """The plain tar stream inside an archive of any of the three codecs."""
-    codec = mb.detect_codec(data[:4])
+    codec = stages.detect_codec(data[:4])
     if codec is mb.Codec.GZIP:
         return gzip.decompress(data)
     if codec is mb.Codec.ZSTD:

@@ -33,24 +33,24 @@ from conftest import Env, Sources
 from pydantic import SecretStr
 
 from monetr_backup import (
+    ArchiveWriteError,
     BackupError,
     BackupOptions,
     Codec,
     DatabaseConnectionError,
-    DestinationError,
     DirectoryStorage,
     DumpFormat,
-    FileDestination,
+    FileArchive,
     PgDumpError,
     PostgresConfig,
     Progress,
+    S3Archive,
     S3Config,
-    S3Destination,
     S3Storage,
     StorageSourceError,
     backup,
-    open_pg_dump,
 )
+from monetr_backup.stages import open_pg_dump
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +59,8 @@ WRONG_PASSWORD = "not-the-password-Zq8!x"
 #: No compression: archive bytes track dump bytes, so thresholds below are predictable.
 #: (The ~11 MB dump of ``source_db`` is still being written when 5 MiB have gone by:
 #: at most a few 256 KiB parts and a 1 MiB pipe lie between pg_dump and the archive.)
-OPTIONS = BackupOptions(codec=Codec.NONE, dump_part_size=DUMP_PART_SIZE)
+# Every snapshot: the tests inject their faults from the progress callback.
+OPTIONS = BackupOptions(codec=Codec.NONE, dump_part_size=DUMP_PART_SIZE, progress_interval=0)
 
 
 def full_text(exc: BaseException) -> str:
@@ -78,13 +79,13 @@ class Target:
         self.output_dir = env.output_dir
         self.path = env.output_dir / "monetr.tar"
 
-    def destination(self, **changes: Any) -> S3Destination | FileDestination:
+    def destination(self, **changes: Any) -> S3Archive | FileArchive:
         if self.kind == "s3":
             # The smallest part size, so a multipart upload is under way early on.
-            return S3Destination(
+            return S3Archive(
                 s3=self.env.s3_config, bucket=self.bucket, key=KEY, part_size=MIN_PART, **changes
             )
-        return FileDestination(path=self.path, **changes)
+        return FileArchive(path=self.path, **changes)
 
     @property
     def started_threshold(self) -> int:
@@ -325,7 +326,7 @@ async def test_existing_target_is_refused(target: Target, env: Env, source_db: s
         else None
     )
 
-    with pytest.raises(DestinationError, match="already exists"):
+    with pytest.raises(ArchiveWriteError, match="already exists"):
         await backup(target.destination(), database=env.pg_config(source_db), options=OPTIONS)
 
     target.assert_only(b"last week's backup")
@@ -349,7 +350,7 @@ async def test_target_appearing_during_backup_is_not_replaced(
             target.put(b"written meanwhile")
             written.append(True)
 
-    with pytest.raises(DestinationError, match=r"appeared while the backup ran|already exists"):
+    with pytest.raises(ArchiveWriteError, match=r"appeared while the backup ran|already exists"):
         await backup(
             target.destination(),
             # ~0.6 MB of storage objects (less than one part), or the ~11 MB dump.
@@ -369,9 +370,9 @@ async def test_overwrite_replaces_an_existing_archive(target: Target, sources: S
     target.put(b"old")
 
     manifest = await backup(
-        target.destination(overwrite=True),
+        target.destination(),
         storage=DirectoryStorage(path=sources.directory / "data" / "special"),
-        options=OPTIONS,
+        options=OPTIONS.model_copy(update={"replace_archive": True}),
     )
 
     data = target.existing()
@@ -389,7 +390,7 @@ def test_configs_never_show_secrets() -> None:
     configs = [
         PostgresConfig(password=SecretStr(secret)),
         S3Config(access_key="AKID", secret_key=SecretStr(secret)),
-        S3Destination(s3=S3Config(secret_key=SecretStr(secret)), bucket="b", key="k"),
+        S3Archive(s3=S3Config(secret_key=SecretStr(secret)), bucket="b", key="k"),
         S3Storage(s3=S3Config(secret_key=SecretStr(secret)), bucket="b"),
     ]
     for config in configs:
@@ -402,14 +403,14 @@ async def test_s3_errors_never_show_the_secret_key(env: Env, sources: Sources) -
     secret = "wrong-s3-secret-Kd93"
     wrong = env.s3_config.model_copy(update={"secret_key": SecretStr(secret)})
 
-    with pytest.raises(DestinationError) as destination_error:
+    with pytest.raises(ArchiveWriteError) as destination_error:
         await backup(
-            S3Destination(s3=wrong, bucket=env.bucket, key=KEY),
+            S3Archive(s3=wrong, bucket=env.bucket, key=KEY),
             storage=DirectoryStorage(path=sources.directory / "data" / "special"),
         )
     with pytest.raises(StorageSourceError) as source_error:
         await backup(
-            S3Destination(s3=env.s3_config, bucket=env.bucket, key=KEY),
+            S3Archive(s3=env.s3_config, bucket=env.bucket, key=KEY),
             storage=S3Storage(s3=wrong, bucket=sources.bucket),
         )
 
@@ -432,7 +433,7 @@ async def test_password_only_in_pg_dump_environment(env: Env, source_db: str) ->
             cmdlines.extend(process_cmdline(pid) for pid in pg_dump_children())
 
     await backup(
-        FileDestination(path=env.output_dir / "x.tar"),
+        FileArchive(path=env.output_dir / "x.tar"),
         database=env.pg_config(source_db),
         options=OPTIONS,
         progress=on_progress,

@@ -15,6 +15,7 @@ from conftest import Env
 from helpers_archive import tree
 
 import monetr_backup as mb
+from monetr_backup import stages
 from monetr_backup._postgres.programs import client_env
 from monetr_backup.testing import TemporarySeaweedS3
 
@@ -32,9 +33,7 @@ async def test_odd_files_in_a_storage_folder_are_skipped_and_recorded(tmp_path: 
     (root / "data").joinpath(os.fsdecode(b"bad-\xff-name")).write_bytes(b"x")
     archive = tmp_path / "a.tar.gz"
 
-    manifest = await mb.backup(
-        mb.FileDestination(path=archive), storage=mb.DirectoryStorage(path=root)
-    )
+    manifest = await mb.backup(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=root))
 
     reasons = {item.key: item.reason for item in manifest.skipped}
     assert reasons["data/link"] == "symlink (not followed)"
@@ -52,7 +51,7 @@ async def test_data_after_the_end_of_the_archive_is_damage(tmp_path: Path) -> No
     root.mkdir()
     (root / "f").write_bytes(b"content")
     archive = tmp_path / "a.tar.gz"
-    await mb.backup(mb.FileDestination(path=archive), storage=mb.DirectoryStorage(path=root))
+    await mb.backup(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=root))
     assert (await mb.verify(mb.FileArchive(path=archive))).ok
 
     appended = tmp_path / "appended.tar.gz"
@@ -60,7 +59,7 @@ async def test_data_after_the_end_of_the_archive_is_damage(tmp_path: Path) -> No
     report = await mb.verify(mb.FileArchive(path=appended))
     assert not report.ok
     assert "data after the end of the archive" in report.problems[0].message
-    with pytest.raises(mb.ArchiveError, match="after the end"):
+    with pytest.raises(mb.CorruptArchiveError, match="after the end"):
         await mb.restore(
             mb.FileArchive(path=appended), storage=mb.DirectoryStorage(path=tmp_path / "t")
         )
@@ -75,7 +74,7 @@ async def test_restore_of_a_long_unicode_file_name(tmp_path: Path) -> None:
     (root / "data").mkdir(parents=True)
     (root / "data" / name).write_bytes(b"long")
     archive = tmp_path / "a.tar.gz"
-    await mb.backup(mb.FileDestination(path=archive), storage=mb.DirectoryStorage(path=root))
+    await mb.backup(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=root))
     restored = tmp_path / "restored"
     await mb.restore(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=restored))
     assert tree(restored) == {f"data/{name}": b"long"}
@@ -89,14 +88,14 @@ async def test_stream_too_big_for_max_parts_fails_cleanly(
 
     async def upload_three_parts() -> None:
         async with (
-            mb.open_s3_client(s3_config) as client,
-            mb.open_s3_upload(client, bucket, "big", part_size=MIN_PART, max_parts=1) as upload,
+            stages.open_s3_client(s3_config) as client,
+            stages.open_s3_upload(client, bucket, "big", part_size=MIN_PART, max_parts=1) as upload,
         ):
             for _ in range(3):
                 await upload.write(os.urandom(MIN_PART))
             await upload.commit()
 
-    with pytest.raises(mb.DestinationError, match="max_parts"):
+    with pytest.raises(mb.ArchiveWriteError, match="max_parts"):
         await upload_three_parts()
     assert object_keys(s3.client(), bucket) == []
     assert multipart_uploads(s3.client(), bucket) == []
@@ -108,13 +107,13 @@ async def test_no_owner_with_a_plain_dump_is_refused_up_front(
     """psql cannot skip ownership: asking for it is an error before any database is made."""
     archive = tmp_path / "plain.tar.gz"
     await mb.backup(
-        mb.FileDestination(path=archive),
+        mb.FileArchive(path=archive),
         database=env.pg_config(source_db),
         options=mb.BackupOptions(dump_format=mb.DumpFormat.PLAIN),
     )
     target = env.databases.create()
     env.pg.drop_database(target)
-    with pytest.raises(mb.RestoreError, match="no_owner"):
+    with pytest.raises(mb.PgRestoreError, match="no_owner"):
         await mb.restore(
             mb.FileArchive(path=archive),
             database=env.pg_config(target),
@@ -150,7 +149,7 @@ class FailingSink:
     async def write(self, data: bytes) -> None:
         self.writes += 1
         if self.writes == self.fail_at:
-            raise mb.DestinationError("the destination went away")
+            raise mb.ArchiveWriteError("the destination went away")
 
     async def commit(self) -> None:
         raise AssertionError("never reached")
@@ -170,7 +169,7 @@ async def test_a_failed_backup_leaves_no_storage_file_open(tmp_path: Path, fail_
         (root / f"f{i}.csv").write_bytes(b"x" * 1000)
     sink = FailingSink(fail_at)
 
-    with pytest.raises(mb.DestinationError, match="went away"):
+    with pytest.raises(mb.ArchiveWriteError, match="went away"):
         # Uncompressed, so each tar piece reaches the sink as its own write.
         await mb.backup(
             sink,
@@ -224,7 +223,7 @@ async def test_sslmode_require_against_a_server_without_tls(env: Env) -> None:
     """sslmode reaches the preflight connection too: require fails against a plain server."""
     config = env.pg_config("postgres").model_copy(update={"sslmode": "require"})
     with pytest.raises(mb.DatabaseConnectionError, match="SSL"):
-        await mb.backup(mb.FileDestination(path=env.output_dir / "x.tar.gz"), database=config)
+        await mb.backup(mb.FileArchive(path=env.output_dir / "x.tar.gz"), database=config)
     assert list(env.output_dir.iterdir()) == []
 
 
@@ -234,7 +233,7 @@ async def test_an_archive_reader_closed_while_cancelled_closes_its_file(tmp_path
     path = tmp_path / "archive.bin"
     path.write_bytes(b"x" * (3 * 1024 * 1024))
     with anyio.CancelScope() as scope:
-        async with aclosing(mb.file_bytes(path)) as chunks:
+        async with aclosing(stages.file_bytes(path)) as chunks:
             await anext(chunks)
             scope.cancel()
     assert open_files_under(tmp_path) == []

@@ -49,6 +49,7 @@ from helpers_archive import (
 from tcp_proxy import cutting_proxy
 
 import monetr_backup as mb
+from monetr_backup import stages
 from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio
@@ -137,14 +138,14 @@ async def test_round_trip(
         put_objects(s3, source_bucket, sample.files)
         storage_source = mb.S3Storage(s3=s3_config, bucket=source_bucket)
         storage_target = mb.S3Storage(s3=s3_config, bucket=target_bucket)
-    destination: mb.FileDestination | mb.S3Destination
+    destination: mb.FileArchive | mb.S3Archive
     archive: mb.FileArchive | mb.S3Archive
     if location == "file":
-        destination = mb.FileDestination(path=tmp_path / "backup.tar")
+        destination = mb.FileArchive(path=tmp_path / "backup.tar")
         archive = mb.FileArchive(path=tmp_path / "backup.tar")
     else:
         archive_bucket = new_bucket(s3)
-        destination = mb.S3Destination(s3=s3_config, bucket=archive_bucket, key="b/backup.tar")
+        destination = mb.S3Archive(s3=s3_config, bucket=archive_bucket, key="b/backup.tar")
         archive = mb.S3Archive(s3=s3_config, bucket=archive_bucket, key="b/backup.tar")
 
     manifest = await mb.backup(
@@ -185,15 +186,14 @@ async def test_round_trip(
 async def test_restore_storage_only_and_database_only(
     sample: Sample, pg: PostgresServer, databases: Databases, tmp_path: Path
 ) -> None:
-    """``RestoreOptions(database=False)`` / ``storage=False`` restore one side only, and
-    still read and check the whole archive."""
+    """Leaving out ``database=`` or ``storage=`` restores one side only, and still reads
+    and checks the whole archive."""
     archive = mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM])
     target_db = new_database_name(databases)
     result = await mb.restore(
         archive,
-        database=pg_config_for(pg, target_db),
         storage=mb.DirectoryStorage(path=tmp_path / "files"),
-        options=mb.RestoreOptions(database=False, create_database=True),
+        options=mb.RestoreOptions(create_database=True),
     )
     assert not result.database_restored
     assert not database_exists(pg, target_db)
@@ -202,8 +202,7 @@ async def test_restore_storage_only_and_database_only(
     result = await mb.restore(
         archive,
         database=pg_config_for(pg, target_db),
-        storage=mb.DirectoryStorage(path=tmp_path / "nothing"),
-        options=mb.RestoreOptions(storage=False, create_database=True),
+        options=mb.RestoreOptions(create_database=True),
     )
     assert result.database_restored
     assert result.objects_restored == []
@@ -267,12 +266,12 @@ async def test_failing_clean_restore_rolls_back(
     sample: Sample, pg: PostgresServer, databases: Databases
 ) -> None:
     """``pg_restore --clean`` cannot drop a table that an object outside the dump depends
-    on: the restore fails with RestoreError (pg_restore's message) and, being one
+    on: the restore fails with PgRestoreError (pg_restore's message) and, being one
     transaction, leaves the database exactly as it was."""
     target = databases.create(template=sample.database)
     pg.psql(DRIFT_SQL + "CREATE VIEW drift_view AS SELECT count(*) FROM transactions;", target)
     before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY)
-    with pytest.raises(mb.RestoreError, match="drift_view depends on table"):
+    with pytest.raises(mb.PgRestoreError, match="drift_view depends on table"):
         await mb.restore(
             mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM]),
             database=pg_config_for(pg, target),
@@ -344,7 +343,7 @@ def big_dump_archives(
         anyio.run(
             functools.partial(
                 mb.backup,
-                mb.FileDestination(path=archives[dump_format]),
+                mb.FileArchive(path=archives[dump_format]),
                 database=pg_config_for(pg, sample.database),
                 storage=mb.DirectoryStorage(path=root / "storage"),
                 options=mb.BackupOptions(dump_format=dump_format, dump_part_size=PART_SIZE),
@@ -373,7 +372,7 @@ async def test_truncated_archive(
     databases: Databases,
     tmp_path: Path,
 ) -> None:
-    """An archive cut short raises ArchiveError and changes nothing: the database is not
+    """An archive cut short raises CorruptArchiveError and changes nothing: the database is not
     created, an existing one is unchanged (the cut lies after the dump, so this needs the
     commit to wait for the manifest), and no storage object appears in a folder or bucket."""
     path = tmp_path / "cut.tar.gz"
@@ -388,7 +387,7 @@ async def test_truncated_archive(
         before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY)
         storage = mb.S3Storage(s3=s3_config_for(s3), bucket=new_bucket(s3))
 
-    with pytest.raises(mb.ArchiveError, match="truncated") as caught:
+    with pytest.raises(mb.CorruptArchiveError, match="truncated") as caught:
         await mb.restore(
             mb.FileArchive(path=path),
             database=pg_config_for(pg, target),
@@ -436,7 +435,7 @@ async def test_changed_storage_object_is_caught_by_the_manifest(
 
 
 def summary_json(parts: list[bytes], *, sha256: str | None = None) -> bytes:
-    summary = mb.DumpSummary(
+    summary = stages.DumpSummary(
         total_bytes=sum(map(len, parts)),
         part_count=len(parts),
         part_size=PART_SIZE,
@@ -489,14 +488,14 @@ async def test_malformed_dump_section(
     case: str, pg: PostgresServer, databases: Databases, tmp_path: Path
 ) -> None:
     """Dump parts out of order, of the wrong size, without (or with a disagreeing) summary:
-    ArchiveError (ChecksumError for the summary), and the SQL the parts hold (psql has
+    CorruptArchiveError (ChecksumError for the summary), and the SQL the parts hold (psql has
     already run the first of two parts) is rolled back: the database is as before."""
     members, message = MALFORMED_DUMPS[case]
     archive = tmp_path / "malformed.tar"
     archive.write_bytes(build_tar([PLAIN_HEADER, *members]))
     target = databases.create()
     before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY)
-    with pytest.raises(mb.ArchiveError, match=message):
+    with pytest.raises(mb.CorruptArchiveError, match=message):
         await mb.restore(mb.FileArchive(path=archive), database=pg_config_for(pg, target))
     assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == before
     assert b"planted" not in before
@@ -505,7 +504,7 @@ async def test_malformed_dump_section(
 async def test_member_after_the_manifest(
     sample: Sample, pg: PostgresServer, databases: Databases, tmp_path: Path
 ) -> None:
-    """A member appended after the manifest of a good archive: ArchiveError naming it,
+    """A member appended after the manifest of a good archive: CorruptArchiveError naming it,
     found at the very end, and still nothing committed."""
     original = decompress(sample.archives[mb.DumpFormat.CUSTOM].read_bytes())
     top = sample.manifests[mb.DumpFormat.CUSTOM].top_folder
@@ -518,7 +517,7 @@ async def test_member_after_the_manifest(
     archive = tmp_path / "extra.tar"
     archive.write_bytes(build_tar([*members, extra]))
     target = new_database_name(databases)
-    with pytest.raises(mb.ArchiveError, match="after the manifest") as caught:
+    with pytest.raises(mb.CorruptArchiveError, match="after the manifest") as caught:
         await restore_into_new(pg, archive, target, tmp_path / "files")
     assert caught.value.member == extra[0].name
     assert not database_exists(pg, target)
@@ -529,7 +528,7 @@ async def test_target_checks(
     sample: Sample, pg: PostgresServer, databases: Databases, tmp_path: Path
 ) -> None:
     """A missing database without ``create_database`` is a DatabaseConnectionError; a
-    database target for an archive without a dump is a RestoreError. Neither is created."""
+    database target for an archive without a dump is a PgRestoreError. Neither is created."""
     missing = new_database_name(databases)
     with pytest.raises(mb.DatabaseConnectionError, match="does not exist"):
         await mb.restore(
@@ -538,7 +537,7 @@ async def test_target_checks(
         )
     archive = tmp_path / "storage-only.tar"
     archive.write_bytes(build_tar([regular(f"{TOP}/header.json", header_json(TOP))]))
-    with pytest.raises(mb.RestoreError, match="no database dump"):
+    with pytest.raises(mb.PgRestoreError, match="no database dump"):
         await restore_into_new(pg, archive, missing)
     assert not database_exists(pg, missing)
 
@@ -638,21 +637,22 @@ FOREIGN = {
 
 @pytest.mark.parametrize("foreign", list(FOREIGN), ids=list(FOREIGN))
 async def test_foreign_archive(foreign: str, tmp_path: Path) -> None:
-    """Anything that is not a complete archive of ours raises ArchiveError and writes nothing."""
+    """Anything that is not a complete archive of ours raises CorruptArchiveError and writes
+    nothing."""
     archive = tmp_path / "foreign.bin"
     archive.write_bytes(FOREIGN[foreign])
     target = tmp_path / "target"
-    with pytest.raises(mb.ArchiveError):
+    with pytest.raises(mb.CorruptArchiveError):
         await mb.restore(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=target))
     assert not target.exists() or list(target.iterdir()) == []
 
 
 async def test_missing_archive(s3: TemporarySeaweedS3, tmp_path: Path) -> None:
-    """No file, no object: ArchiveError naming where it looked."""
-    with pytest.raises(mb.ArchiveError, match="no archive"):
+    """No file, no object: ArchiveReadError naming where it looked."""
+    with pytest.raises(mb.ArchiveReadError, match="no archive"):
         await mb.restore(mb.FileArchive(path=tmp_path / "nope.tar.gz"))
     bucket = new_bucket(s3)
-    with pytest.raises(mb.ArchiveError, match="no archive"):
+    with pytest.raises(mb.ArchiveReadError, match="no archive"):
         await mb.restore(mb.S3Archive(s3=s3_config_for(s3), bucket=bucket, key="nope.tar.gz"))
 
 
@@ -780,7 +780,7 @@ def big_archive(
     anyio.run(
         functools.partial(
             mb.backup,
-            mb.S3Destination(s3=s3_config_for(s3), bucket=bucket, key="big.tar.gz"),
+            mb.S3Archive(s3=s3_config_for(s3), bucket=bucket, key="big.tar.gz"),
             storage=mb.DirectoryStorage(path=root),
             options=mb.BackupOptions(codec=mb.Codec.GZIP),
         )
@@ -828,7 +828,7 @@ async def test_download_of_an_object_replaced_meanwhile_fails(
         client.put_object(Bucket=bucket, Key=key, Body=b"another version")
 
     async with cutting_proxy(s3.ports["s3"], CUT_AFTER, on_cut=replace) as proxy:
-        with pytest.raises(mb.SourceError, match="changed while it was downloaded"):
+        with pytest.raises(mb.ArchiveReadError, match="changed while it was downloaded"):
             await mb.restore(
                 mb.S3Archive(s3=s3_config_for(s3, proxy.endpoint_url), bucket=bucket, key=key),
                 storage=mb.DirectoryStorage(path=tmp_path / "files"),
@@ -844,7 +844,7 @@ async def test_download_cut_without_resumes_fails(
     """With ``max_resumes=0`` the cut is an error (SourceError) and nothing is restored."""
     bucket, _ = big_archive
     async with cutting_proxy(s3.ports["s3"], CUT_AFTER) as proxy:
-        with pytest.raises(mb.SourceError, match=r"big\.tar\.gz"):
+        with pytest.raises(mb.ArchiveReadError, match=r"big\.tar\.gz"):
             await mb.restore(
                 mb.S3Archive(
                     s3=s3_config_for(s3, proxy.endpoint_url),
@@ -959,7 +959,7 @@ async def test_cancelled_restore_leaves_nothing(
                 archive,
                 database=pg_config_for(pg, target),
                 storage=mb.DirectoryStorage(path=tmp_path / "files"),
-                options=mb.RestoreOptions(create_database=create),
+                options=mb.RestoreOptions(create_database=create, progress_interval=0),
                 progress=on_progress,
             )
         assert scope.cancelled_caught

@@ -15,10 +15,11 @@ import pytest
 import zstandard
 from backup_support import run
 
-from monetr_backup import Codec, Member, SourceError, compress, encode_tar
+from monetr_backup import Codec, StorageSourceError
 from monetr_backup._postgres.pg_dump import BLOCK, read_part
 from monetr_backup._s3.upload import part_size_for
 from monetr_backup._units import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+from monetr_backup.stages import Member, compress, encode_tar
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -110,7 +111,7 @@ async def test_encode_tar_refuses_a_member_of_the_wrong_size(declared: int, actu
     async def members() -> AsyncIterator[Member]:
         yield Member("top/changed-while-read", declared, each([b"x" * actual]))
 
-    with pytest.raises(SourceError, match="top/changed-while-read"):
+    with pytest.raises(StorageSourceError, match="top/changed-while-read"):
         async for _ in encode_tar(members()):
             pass
 

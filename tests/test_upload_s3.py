@@ -11,15 +11,10 @@ import pytest
 from backup_support import MIB, MIN_PART, multipart_uploads, object_keys
 from botocore.utils import parse_timestamp
 
-from monetr_backup import (
-    DestinationError,
-    S3Config,
-    UploadChecksum,
-    open_s3_client,
-    open_s3_upload,
-)
+from monetr_backup import ArchiveWriteError, S3Config, UploadChecksum
 from monetr_backup._s3 import client as s3_client_module
 from monetr_backup._s3 import upload as upload_module
+from monetr_backup.stages import open_s3_client, open_s3_upload
 from monetr_backup.testing import TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio
@@ -106,7 +101,7 @@ async def test_leaving_without_commit_aborts(
 
     assert object_keys(client, bucket) == []
     assert multipart_uploads(client, bucket) == []
-    with pytest.raises(DestinationError, match="after aborted"):
+    with pytest.raises(ArchiveWriteError, match="after aborted"):
         await upload.write(b"late")
 
 
@@ -169,7 +164,7 @@ async def test_a_part_damaged_on_the_way_is_refused(
     monkeypatch.setattr(upload_module, function, lambda data: real(data[:-1] + b"\0"))
     client = s3.client()
     data = b"\xff" * total
-    with pytest.raises(DestinationError, match="BadDigest"):
+    with pytest.raises(ArchiveWriteError, match="BadDigest"):
         await upload_once(s3_config, bucket, data, checksum)
 
     assert object_keys(client, bucket) == []
@@ -288,7 +283,7 @@ async def test_a_server_that_ignores_crc32_fails_the_upload(
 
     client = s3.client()
     hooks = {"after-call.s3.UploadPart": forget, "after-call.s3.PutObject": forget}
-    with pytest.raises(DestinationError, match="did not confirm"):
+    with pytest.raises(ArchiveWriteError, match="did not confirm"):
         await upload_once(s3_config, bucket, b"\x01" * total, hooks=hooks)
 
     assert object_keys(client, bucket) == []

@@ -155,9 +155,9 @@ async def test_verify_truncated(fraction: float, sample: Sample, tmp_path: Path)
     assert not report.ok
     assert report.manifest is None
     assert len(report.problems) == 1
-    assert report.problems[0].kind == "ArchiveError"
+    assert report.problems[0].kind == "CorruptArchiveError"
     assert "truncated" in report.problems[0].message
-    with pytest.raises(mb.ArchiveError, match="truncated"):
+    with pytest.raises(mb.CorruptArchiveError, match="truncated"):
         await mb.inspect(mb.FileArchive(path=path))
 
 
@@ -170,7 +170,9 @@ async def test_verify_truncated(fraction: float, sample: Sample, tmp_path: Path)
             "UnsafeMemberError",
             id="symlink",
         ),
-        pytest.param(regular(f"{TOP}/other/x", b"x"), "ArchiveError", id="unexpected-folder"),
+        pytest.param(
+            regular(f"{TOP}/other/x", b"x"), "CorruptArchiveError", id="unexpected-folder"
+        ),
     ],
 )
 async def test_verify_hostile_member(
@@ -196,11 +198,11 @@ async def test_verify_hostile_member(
     ],
 )
 async def test_verify_foreign(data: bytes, tmp_path: Path) -> None:
-    """Not an archive of ours: not ok, no header, one ArchiveError problem."""
+    """Not an archive of ours: not ok, no header, one CorruptArchiveError problem."""
     path = tmp_path / "foreign"
     path.write_bytes(data)
     report = await mb.verify(mb.FileArchive(path=path))
     assert not report.ok
     assert report.header is None
     assert report.members_checked == 0
-    assert [p.kind for p in report.problems] == ["ArchiveError"]
+    assert [p.kind for p in report.problems] == ["CorruptArchiveError"]

@@ -17,7 +17,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .._errors import ArchiveError, ChecksumError, UnsafeMemberError
+from .._errors import ChecksumError, CorruptArchiveError, UnsafeMemberError
+from .._protocols import StoredObject
 from .documents import DumpSummary, Header, Manifest, MemberEntry
 from .layout import (
     DUMP_SUMMARY_NAME,
@@ -31,7 +32,7 @@ from .layout import (
 )
 from .tar_read import TarEntry
 
-__all__ = ["ArchiveReader", "StoredObject"]
+__all__ = ["ArchiveReader"]
 
 #: JSON documents are small; anything bigger is not one of ours.
 MAX_DOCUMENT_SIZE = 64 * 1024 * 1024
@@ -44,15 +45,6 @@ def check_name(name: str) -> None:
     reason = unsafe_path_reason(name)
     if reason is not None:
         raise UnsafeMemberError(f"unsafe member name: {reason}", member=name)
-
-
-@dataclass(slots=True)
-class StoredObject:
-    """A storage object read from the archive; consume ``chunks`` before the next one."""
-
-    key: str
-    size: int
-    chunks: AsyncIterator[bytes]
 
 
 @dataclass(slots=True)
@@ -71,15 +63,20 @@ class ArchiveReader:
     problems: list[ChecksumError] = field(default_factory=list)
     _top: str = ""
     _pending: TarEntry | None = None
-    _done: bool = False
+    _current: TarEntry | None = None
 
     async def _next(self) -> TarEntry | None:
         if self._pending is not None:
-            entry, self._pending = self._pending, None
-            return entry
-        try:
-            entry = await anext(self.entries)
-        except StopAsyncIteration:
+            pending, self._pending = self._pending, None
+            return pending
+        # The tar reader reads whatever the consumer left of the previous member (a
+        # conflict, a skip, a dry run): the one place unread data is drained. Only then
+        # is its digest known, for the manifest check.
+        entry: TarEntry | None = await anext(self.entries, None)
+        if self._current is not None:
+            self._record(self._current)
+        self._current = entry
+        if entry is None:
             return None
         check_name(entry.name)
         if not entry.info.isreg():
@@ -106,29 +103,30 @@ class ArchiveReader:
 
     async def _document(self, entry: TarEntry, model: type[D]) -> D:
         if entry.size > MAX_DOCUMENT_SIZE:
-            raise ArchiveError("document member is implausibly large", member=entry.name)
+            raise CorruptArchiveError("document member is implausibly large", member=entry.name)
         data = b"".join([chunk async for chunk in entry.chunks])
-        self._record(entry)
         try:
             return model.model_validate_json(data)
         except ValidationError as exc:
-            raise ArchiveError(f"malformed {model.__name__}: {exc}", member=entry.name) from exc
+            raise CorruptArchiveError(
+                f"malformed {model.__name__}: {exc}", member=entry.name
+            ) from exc
 
     async def read_header(self) -> Header:
         """Read the first member, which must be the header of a format v1 archive."""
         entry = await self._next()
         if entry is None:
-            raise ArchiveError("empty archive: no members")
+            raise CorruptArchiveError("empty archive: no members")
         top, _, rest = entry.name.partition("/")
         if rest != HEADER_NAME:
-            raise ArchiveError(
+            raise CorruptArchiveError(
                 f"not a monetr_backup archive: first member is not {HEADER_NAME}",
                 member=entry.name,
             )
         self._top = top
         header = await self._document(entry, Header)
         if header.format_version != FORMAT_VERSION:
-            raise ArchiveError(
+            raise CorruptArchiveError(
                 f"unsupported archive format version {header.format_version}", member=entry.name
             )
         self.header = header
@@ -149,21 +147,23 @@ class ArchiveReader:
         while True:
             entry = await self._next()
             if entry is None:
-                raise ArchiveError("archive ends inside the dump: truncated")
+                raise CorruptArchiveError("archive ends inside the dump: truncated")
             name = self._relative(entry)
             if name == DUMP_SUMMARY_NAME:
                 summary = await self._document(entry, DumpSummary)
                 break
             number = parse_dump_part_name(name)
             if number is None:
-                raise ArchiveError("expected a dump part or the dump summary", member=entry.name)
+                raise CorruptArchiveError(
+                    "expected a dump part or the dump summary", member=entry.name
+                )
             if number != count + 1:
-                raise ArchiveError(
+                raise CorruptArchiveError(
                     f"dump part out of order: expected {dump_part_name(count + 1)}",
                     member=entry.name,
                 )
             if short_part is not None or entry.size > part_size or entry.size == 0:
-                raise ArchiveError(
+                raise CorruptArchiveError(
                     f"dump part has {entry.size} bytes; parts have {part_size} bytes "
                     "except the last",
                     member=short_part or entry.name,
@@ -173,7 +173,6 @@ class ArchiveReader:
             async for chunk in entry.chunks:
                 whole.update(chunk)
                 yield chunk
-            self._record(entry)
             count += 1
             total += entry.size
         summary_name = f"{self._top}/{DUMP_SUMMARY_NAME}"
@@ -200,47 +199,49 @@ class ArchiveReader:
         while True:
             entry = await self._next()
             if entry is None:
-                raise ArchiveError("archive ends before its manifest: truncated")
+                raise CorruptArchiveError("archive ends before its manifest: truncated")
             name = self._relative(entry)
             if name == MANIFEST_NAME:
                 self._pending = entry
                 return
             if not name.startswith(prefix) or name == prefix:
-                raise ArchiveError("unexpected member", member=entry.name)
-            item = StoredObject(name[len(prefix) :], entry.size, _recorded(entry, self))
-            yield item
-            # An object the consumer did not read (a conflict, a skip, a dry run) is read
-            # here: its digest is still needed for the manifest check.
-            async for _ in item.chunks:
-                pass
+                raise CorruptArchiveError("unexpected member", member=entry.name)
+            yield StoredObject(name[len(prefix) :], entry.size, entry.chunks)
 
     async def finish(self) -> Manifest:
         """Read the manifest and check every member against it; nothing may follow it."""
         entry = await self._next()
         if entry is None or self._relative(entry) != MANIFEST_NAME:
-            raise ArchiveError("archive ends before its manifest: truncated")
+            raise CorruptArchiveError("archive ends before its manifest: truncated")
         members = list(self.seen)
         manifest = await self._document(entry, Manifest)
         trailing = await self._next()
         if trailing is not None:
-            raise ArchiveError("member after the manifest", member=trailing.name)
+            raise CorruptArchiveError("member after the manifest", member=trailing.name)
         self.manifest = manifest
         mismatches = _compare(members, manifest.members)
         mismatches += _check_totals(manifest, members, self._top, self.header)
         if mismatches and self.strict:
-            raise ChecksumError(
-                "archive does not match its manifest: "
-                + "; ".join(f"{name}: {text}" for name, text in mismatches),
-                member=mismatches[0][0],
-            )
+            raise _mismatch_error(mismatches)
         self.problems.extend(ChecksumError(text, member=name) for name, text in mismatches)
         return manifest
 
 
-async def _recorded(entry: TarEntry, reader: ArchiveReader) -> AsyncIterator[bytes]:
-    async for chunk in entry.chunks:
-        yield chunk
-    reader._record(entry)
+#: How many problems an error message names; the rest are counted.
+_MESSAGE_PROBLEMS = 5
+
+
+def _mismatch_error(mismatches: list[tuple[str, str]]) -> ChecksumError:
+    """One error for every difference from the manifest, naming the first few."""
+    (first, text), rest = mismatches[0], mismatches[1:]
+    message = f"does not match the manifest: {text}"
+    if rest:
+        named = "; ".join(f"{name}: {problem}" for name, problem in rest[:_MESSAGE_PROBLEMS])
+        more = len(rest) - _MESSAGE_PROBLEMS
+        message += f" (and {len(rest)} more: {named}" + (
+            f"; {more} not shown)" if more > 0 else ")"
+        )
+    return ChecksumError(message, member=first)
 
 
 def _check_totals(

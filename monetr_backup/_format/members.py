@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from .._config import DumpFormat
 from .._postgres.pg_dump import DumpPart
-from .._progress import ProgressTracker
+from .._progress import Phase, ProgressTracker
 from .._protocols import Member
 from .._version import __version__
 from .documents import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
@@ -28,7 +28,7 @@ from .layout import (
     storage_member_name,
 )
 
-__all__ = ["DumpInput", "Ledger", "archive_members"]
+__all__ = ["DumpInput", "archive_members"]
 
 
 def _json(document: BaseModel) -> bytes:
@@ -89,22 +89,27 @@ class DumpInput:
 
 
 async def archive_members(
-    ledger: Ledger,
     header: Header,
     dump: DumpInput | None,
     objects: AsyncIterable[Member] | None,
-    skipped: list[SkippedObject],
+    skipped: list[SkippedObject] | None = None,
     *,
-    kms_provider: str | None,
-    progress: ProgressTracker,
-    on_manifest: Callable[[Manifest], None],
+    kms_provider: str | None = None,
+    progress: ProgressTracker | None = None,
+    on_manifest: Callable[[Manifest], None] | None = None,
 ) -> AsyncIterator[Member]:
-    """Yield the members of a format v1 archive in order; the manifest goes to ``on_manifest``."""
+    """Yield the members of a format v1 archive in order; the manifest goes to ``on_manifest``.
+
+    Members go under ``header.top_folder``. ``skipped`` lists the storage objects a
+    source passed over; it is read when the manifest is written, after the last object.
+    """
+    progress = progress or ProgressTracker(None)
+    ledger = Ledger(header.top_folder, header.created_at.timestamp())
     yield ledger.document(HEADER_NAME, header)
 
     dump_bytes = 0
     if dump is not None:
-        progress.update(phase="dumping database")
+        progress.phase(Phase.DUMPING_DATABASE)
         count = 0
         async for part in dump.parts:
             count += 1
@@ -126,7 +131,7 @@ async def archive_members(
 
     object_count = object_bytes = 0
     if objects is not None:
-        progress.update(phase="copying storage")
+        progress.phase(Phase.COPYING_STORAGE)
         async for member in objects:
             yield ledger.streamed(storage_member_name(member.name), member)
             object_count += 1
@@ -145,8 +150,9 @@ async def archive_members(
         dump_bytes=dump_bytes,
         object_count=object_count,
         object_bytes=object_bytes,
-        skipped=list(skipped),
+        skipped=list(skipped or ()),
         kms_provider=kms_provider,
     )
     yield ledger.document(MANIFEST_NAME, manifest)
-    on_manifest(manifest)
+    if on_manifest is not None:
+        on_manifest(manifest)

@@ -24,7 +24,7 @@ import anyio.to_thread
 import zstandard
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .._errors import ArchiveError, single_errors
+from .._errors import CorruptArchiveError, single_errors
 from .._units import MIB
 from .decompress import decompressed
 
@@ -64,7 +64,7 @@ class TarEntry:
                 return
             elif isinstance(event, _Failed):
                 raise event.error
-        raise ArchiveError("archive ended inside a member", member=self.name)
+        raise CorruptArchiveError("archive ended inside a member", member=self.name)
 
 
 class _Pull(io.RawIOBase):
@@ -101,7 +101,7 @@ class _End:
 
 @dataclass(frozen=True, slots=True)
 class _Failed:
-    error: ArchiveError
+    error: CorruptArchiveError
 
 
 _Event = _Start | bytes | _End | _Failed
@@ -136,7 +136,7 @@ def _parse(raw: _Pull, emit: Callable[[_Event], object]) -> None:
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, EOFError) or "unexpected end" in reason:
             reason = f"archive is truncated ({reason})"
-        error = ArchiveError(f"unreadable archive: {reason}", member=current)
+        error = CorruptArchiveError(f"unreadable archive: {reason}", member=current)
         error.__cause__ = exc
         emit(_Failed(error))
 
@@ -146,7 +146,7 @@ async def open_tar_entries(chunks: AsyncIterable[bytes]) -> AsyncIterator[AsyncI
     """Read the (compressed or plain) tar archive in ``chunks`` member by member.
 
     The codec is detected from the first bytes. A corrupt, truncated or foreign stream
-    raises :class:`ArchiveError` naming the member being read.
+    raises :class:`CorruptArchiveError` naming the member being read.
     """
     raw_send, raw_receive = anyio.create_memory_object_stream[bytes](2)
     event_send, event_receive = anyio.create_memory_object_stream[_Event](4)
@@ -192,7 +192,7 @@ async def _entries(events: MemoryObjectReceiveStream[_Event]) -> AsyncIterator[T
         if isinstance(event, _Failed):
             raise event.error
         if not isinstance(event, _Start):
-            raise ArchiveError("tar member content read out of order")
+            raise CorruptArchiveError("tar member content read out of order")
         entry = TarEntry(event.info, events)
         yield entry
         # Drain whatever the consumer left unread so the next header comes next.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tarfile
 from collections.abc import AsyncIterable, AsyncIterator
 
-from .._errors import SourceError
+from .._errors import StorageSourceError
 from .._protocols import Member
 
 __all__ = ["encode_tar"]
@@ -38,7 +38,7 @@ def _padding(size: int) -> bytes:
 async def encode_tar(members: AsyncIterable[Member]) -> AsyncIterator[bytes]:
     """Yield a complete tar archive holding ``members``, in order.
 
-    Raises :class:`SourceError` if a member yields more or fewer bytes than it declared
+    Raises :class:`StorageSourceError` if a member yields more or fewer bytes than it declared
     (for instance a file that changed while it was read).
     """
     written = 0
@@ -50,12 +50,12 @@ async def encode_tar(members: AsyncIterable[Member]) -> AsyncIterator[bytes]:
         async for chunk in member.chunks:
             remaining -= len(chunk)
             if remaining < 0:
-                raise SourceError(
+                raise StorageSourceError(
                     f"member {member.name!r} produced more than its declared {member.size} bytes"
                 )
             yield chunk
         if remaining:
-            raise SourceError(
+            raise StorageSourceError(
                 f"member {member.name!r} ended {remaining} bytes short of its declared "
                 f"{member.size} bytes"
             )

@@ -1,17 +1,18 @@
 """Storage objects from an archive -> a directory, the way monetr writes them.
 
-Folders 0700, files 0600, through a safe join that follows no symlink, each file under a
-temporary name. Files are only renamed into place by :meth:`DirectoryTarget.publish`,
-after the manifest has vouched for every byte, so a failed restore leaves no half-written
-or unverified file.
+Folders 0700, files 0600, through a safe join that follows no symlink. Until
+:meth:`DirectoryTarget.commit`, nothing under the target changes but one hidden staging
+folder at its top, where each object is written and fsynced under a numbered name;
+commit creates the objects' folders and links each file into place, abort removes the
+staging folder. A failed restore leaves the directory exactly as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
 
 import aiofiles
@@ -19,129 +20,141 @@ import anyio
 import anyio.to_thread
 
 from .._config import Overwrite
-from .._errors import RestoreError, UnsafeMemberError
-from .._protocols import Outcome
+from .._errors import StorageTargetError, UnsafeMemberError
+from .._protocols import Outcome, StoredObject
 from .safe_paths import dir_fd, exists, key_parts
 
 __all__ = ["DirectoryTarget"]
 
 
-@dataclass(frozen=True, slots=True)
-class _Staged:
-    key: str
-    parts: list[str]
-    temp: str
-
-
 class DirectoryTarget:
-    """Restores objects as files under ``root``; see the module notes."""
+    """A :class:`~monetr_backup.stages.StorageTarget` restoring objects as files under ``root``.
 
-    def __init__(self, root: Path, overwrite: Overwrite) -> None:
+    ``overwrite`` decides what happens to a key that exists already; with ``dry_run``
+    every key is checked and nothing is written.
+    """
+
+    def __init__(self, root: Path, overwrite: Overwrite, *, dry_run: bool = False) -> None:
         self.root = root
         self.overwrite = overwrite
+        self.dry_run = dry_run
         self.outcome = Outcome()
-        self._staged: list[_Staged] = []
+        # (key, its path components, its staged file's name)
+        self._staged: list[tuple[str, list[str], str]] = []
+        self._staged_keys: set[str] = set()
+        self._staged_folders: set[str] = set()
+        self._staging: Path | None = None
+        self._created_root = False
 
-    async def prepare(self, key: str) -> bool:
-        """Decide whether ``key`` is to be written; records skips and conflicts."""
-        parts = key_parts(key)
-        if self.overwrite is not Overwrite.ALWAYS and await anyio.to_thread.run_sync(
-            exists, self.root, parts
-        ):
-            (
-                self.outcome.skipped if self.overwrite is Overwrite.SKIP else self.outcome.conflicts
-            ).append(key)
-            return False
-        return True
+    def _refuse_clash(self, key: str, parts: list[str]) -> None:
+        # Two keys of one archive where one is the other's folder: a file and a folder
+        # cannot share a name, and commit is too late to find out.
+        folders = {"/".join(parts[:depth]) for depth in range(1, len(parts))}
+        if key in self._staged_folders or folders & self._staged_keys:
+            raise UnsafeMemberError("key clashes with another key's folder", member=key)
 
-    async def write(self, key: str, chunks: AsyncIterator[bytes]) -> None:
-        """Write ``key`` to a temporary file beside its final name."""
-        parts = key_parts(key)
-        await anyio.to_thread.run_sync(os.makedirs, self.root, 0o700, True)
-        # A fixed-length name: the final name may already be at the 255-byte limit.
-        temp = f".monetr-restore.{secrets.token_hex(8)}.partial"
-
-        def create() -> int:
-            folder = dir_fd(self.root, parts[:-1], create=True)
-            try:
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-                return os.open(temp, flags, 0o600, dir_fd=folder)
-            finally:
-                os.close(folder)
-
+    async def write(self, item: StoredObject) -> None:
+        """Stage ``item`` (or record it as skipped or in conflict); nothing is visible yet."""
+        parts = key_parts(item.key)
+        if await anyio.to_thread.run_sync(exists, self.root, parts):
+            if self.overwrite is Overwrite.SKIP:
+                self.outcome.skipped.append(item.key)
+                return
+            if self.overwrite is Overwrite.NEVER:
+                self.outcome.conflicts.append(item.key)
+                return
+        self._refuse_clash(item.key, parts)
+        if self.dry_run:
+            return
+        staging = await self._staging_folder()
+        name = f"{len(self._staged):08d}"
+        self._staged.append((item.key, parts, name))
+        self._staged_keys.add(item.key)
+        self._staged_folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         try:
-            fd = await anyio.to_thread.run_sync(create)
-        except NotADirectoryError as exc:
-            raise UnsafeMemberError("a parent of this key is not a folder", member=key) from exc
-        except OSError as exc:
-            raise RestoreError(f"cannot create a file for {key!r}: {exc}") from exc
-        staged = _Staged(key, parts, temp)
-        self._staged.append(staged)
-        try:
+            fd = await anyio.to_thread.run_sync(
+                os.open,
+                staging / name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+            )
             async with aiofiles.open(fd, "wb") as file:
-                async for chunk in chunks:
+                async for chunk in item.chunks:
                     await file.write(chunk)
                 await file.flush()
                 await anyio.to_thread.run_sync(os.fsync, file.fileno())
         except OSError as exc:
-            raise RestoreError(f"writing {key!r} under {self.root} failed: {exc}") from exc
+            raise StorageTargetError(
+                f"writing {item.key!r} under {self.root} failed: {exc}"
+            ) from exc
 
-    async def publish(self) -> None:
-        """Rename every staged file into place (the manifest has been checked)."""
+    async def _staging_folder(self) -> Path:
+        if self._staging is not None:
+            return self._staging
 
-        def publish_one(item: _Staged) -> bool:
-            folder = dir_fd(self.root, item.parts[:-1], create=False)
+        def create() -> Path:
+            if not self.root.exists():
+                self.root.mkdir(mode=0o700, parents=True)
+                self._created_root = True
+            # A fixed-length name: keys may already be at the 255-byte name limit.
+            staging = self.root / f".monetr-restore.{secrets.token_hex(8)}"
+            staging.mkdir(mode=0o700)
+            return staging
+
+        try:
+            self._staging = await anyio.to_thread.run_sync(create)
+        except OSError as exc:
+            raise StorageTargetError(f"cannot write under {self.root}: {exc}") from exc
+        return self._staging
+
+    async def commit(self) -> None:
+        """Link every staged file into place (the manifest has been checked)."""
+        staging = self._staging
+
+        def publish(parts: list[str], name: str) -> bool:
+            assert staging is not None
+            folder = dir_fd(self.root, parts[:-1], create=True)
+            source = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 if self.overwrite is Overwrite.ALWAYS:
-                    os.replace(item.temp, item.parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
+                    os.replace(name, parts[-1], src_dir_fd=source, dst_dir_fd=folder)
                     return True
                 try:
-                    # link() refuses to replace a file that appeared since prepare().
-                    os.link(
-                        item.temp,
-                        item.parts[-1],
-                        src_dir_fd=folder,
-                        dst_dir_fd=folder,
-                        follow_symlinks=False,
-                    )
+                    # link() refuses to replace a file that appeared since write().
+                    os.link(name, parts[-1], src_dir_fd=source, dst_dir_fd=folder)
                 except FileExistsError:
                     return False
-                finally:
-                    os.unlink(item.temp, dir_fd=folder)
                 return True
             finally:
                 os.fsync(folder)
                 os.close(folder)
+                os.close(source)
 
-        while self._staged:
-            item = self._staged.pop(0)
+        for key, parts, name in self._staged:
             try:
-                published = await anyio.to_thread.run_sync(publish_one, item)
+                published = await anyio.to_thread.run_sync(publish, parts, name)
             except OSError as exc:
-                self._staged.insert(0, item)
-                raise RestoreError(f"moving {item.key!r} into place failed: {exc}") from exc
+                raise StorageTargetError(f"moving {key!r} into place failed: {exc}") from exc
             if published:
-                self.outcome.written.append(item.key)
+                self.outcome.written.append(key)
             elif self.overwrite is Overwrite.SKIP:
-                self.outcome.skipped.append(item.key)
+                self.outcome.skipped.append(key)
             else:
-                self.outcome.conflicts.append(item.key)
+                self.outcome.conflicts.append(key)
+        self._staged.clear()
+        await self._remove_staging()
 
-    async def discard(self) -> None:
-        """Remove every staged temporary file (a failed or dry restore)."""
-
-        def remove(item: _Staged) -> None:
-            try:
-                folder = dir_fd(self.root, item.parts[:-1], create=False)
-            except OSError:
-                return
-            try:
-                os.unlink(item.temp, dir_fd=folder)
-            except FileNotFoundError:
-                pass
-            finally:
-                os.close(folder)
-
+    async def abort(self) -> None:
+        """Remove everything staged: the directory is as it was before the restore."""
+        self._staged.clear()
         with anyio.CancelScope(shield=True):
-            while self._staged:
-                await anyio.to_thread.run_sync(remove, self._staged.pop())
+            await self._remove_staging()
+            if self._created_root:
+                with contextlib.suppress(OSError):
+                    await anyio.to_thread.run_sync(self.root.rmdir)
+                self._created_root = False
+
+    async def _remove_staging(self) -> None:
+        if self._staging is not None:
+            await anyio.to_thread.run_sync(shutil.rmtree, self._staging, True)
+            self._staging = None

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiofiles
 import anyio
 
-from .._errors import ArchiveError, SourceError
+from .._errors import ArchiveReadError
 from .._units import MIB
 
 __all__ = ["file_bytes"]
@@ -21,14 +21,14 @@ async def file_bytes(path: Path, *, read_size: int = READ_SIZE) -> AsyncGenerato
     try:
         file = await aiofiles.open(path, "rb")
     except FileNotFoundError as exc:
-        raise ArchiveError(f"no archive at {path}") from exc
+        raise ArchiveReadError(f"no archive at {path}") from exc
     except OSError as exc:
-        raise SourceError(f"reading {path} failed: {exc}") from exc
+        raise ArchiveReadError(f"reading {path} failed: {exc}") from exc
     try:
         while chunk := await file.read(read_size):
             yield chunk
     except OSError as exc:
-        raise SourceError(f"reading {path} failed: {exc}") from exc
+        raise ArchiveReadError(f"reading {path} failed: {exc}") from exc
     finally:
         # Shielded: a reader closed while its restore is being cancelled (a refused
         # archive ends the task group) must still close the file before it returns.

@@ -18,7 +18,7 @@ import anyio
 import anyio.to_thread
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
-from .._errors import DestinationError
+from .._errors import ArchiveWriteError
 
 __all__ = ["FileSink", "open_file_sink"]
 
@@ -57,7 +57,7 @@ class FileSink:
         try:
             await self._file.write(data)
         except OSError as exc:
-            raise DestinationError(f"writing {self._temp} failed: {exc}") from exc
+            raise ArchiveWriteError(f"writing {self._temp} failed: {exc}") from exc
         self.bytes_written += len(data)
 
     async def commit(self) -> None:
@@ -68,9 +68,9 @@ class FileSink:
             await self._file.close()
             await anyio.to_thread.run_sync(_publish, self._temp, self.path, self._overwrite)
         except FileExistsError as exc:
-            raise DestinationError(f"{self.path} already exists") from exc
+            raise ArchiveWriteError(f"{self.path} already exists") from exc
         except OSError as exc:
-            raise DestinationError(f"finishing {self.path} failed: {exc}") from exc
+            raise ArchiveWriteError(f"finishing {self.path} failed: {exc}") from exc
         self._done = True
 
     async def abort(self) -> None:
@@ -88,14 +88,14 @@ async def open_file_sink(path: Path | str, *, overwrite: bool = False) -> AsyncI
     """Write an archive to ``path``; the file appears only if :meth:`FileSink.commit` is called."""
     path = Path(path)
     if not overwrite and await anyio.to_thread.run_sync(path.exists):
-        raise DestinationError(f"{path} already exists (set overwrite=True to replace it)")
+        raise ArchiveWriteError(f"{path} already exists (set overwrite=True to replace it)")
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
     try:
         fd = await anyio.to_thread.run_sync(
             os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
         )
     except OSError as exc:
-        raise DestinationError(f"cannot create {temp}: {exc}") from exc
+        raise ArchiveWriteError(f"cannot create {temp}: {exc}") from exc
     file = await aiofiles.open(fd, "wb")
     sink = FileSink(path, temp, file, overwrite)
     try:

@@ -7,7 +7,9 @@ Every step opens the next folder relative to the previous one's descriptor with
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from pathlib import Path
 
 from .._errors import UnsafeMemberError
@@ -51,18 +53,26 @@ def dir_fd(root: Path, folders: list[str], create: bool) -> int:
 
 
 def exists(root: Path, parts: list[str]) -> bool:
+    """Whether a file is at ``root/parts...``; refuses a path the restore could not write.
+
+    A parent that is a file or a symlink, or a folder where the file should be, is an
+    :class:`UnsafeMemberError` now, before anything is written, not at commit.
+    """
+    key = "/".join(parts)
     try:
         fd = dir_fd(root, parts[:-1], create=False)
     except FileNotFoundError:
         return False
-    except NotADirectoryError as exc:
-        raise UnsafeMemberError(
-            "a parent of this key is not a folder", member="/".join(parts)
-        ) from exc
+    except OSError as exc:
+        if exc.errno in {errno.ENOTDIR, errno.ELOOP}:
+            raise UnsafeMemberError("a parent of this key is not a folder", member=key) from exc
+        raise
     try:
-        os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        info = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
     finally:
         os.close(fd)
+    if stat.S_ISDIR(info.st_mode):
+        raise UnsafeMemberError("a folder is where this key's file would go", member=key)
     return True

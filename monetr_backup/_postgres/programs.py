@@ -25,7 +25,7 @@ import anyio
 from anyio.abc import Process
 
 from .._config import PostgresConfig
-from .._errors import BackupError
+from .._errors import ClientNotFoundError
 
 __all__ = [
     "StderrTail",
@@ -142,7 +142,7 @@ def find_binary(name: str, bin_dir: Path | None = None) -> Path:
     if bin_dir is not None:
         candidate = bin_dir / name
         if not candidate.is_file():
-            raise BackupError(f"{name} not found in {bin_dir}")
+            raise ClientNotFoundError(f"{name} not found in {bin_dir}")
         return candidate
     if _DEBIAN_PG_ROOT.is_dir():
         for version_dir in sorted(_DEBIAN_PG_ROOT.iterdir(), key=_version_key, reverse=True):
@@ -151,7 +151,7 @@ def find_binary(name: str, bin_dir: Path | None = None) -> Path:
                 return candidate
     found = shutil.which(name)
     if found is None:
-        raise BackupError(f"{name} not found: install the PostgreSQL client or set bin_dir")
+        raise ClientNotFoundError(f"{name} not found: install the PostgreSQL client or set bin_dir")
     return Path(found)
 
 

@@ -89,7 +89,10 @@ async def prepare_target(
             ) from exc
         if dry_run:
             return False
-        await _admin_execute(config, f"CREATE DATABASE {_quote_ident(config.database)}")
+        # Shielded: once CREATE DATABASE has run, the caller must learn that it did, or a
+        # cancellation arriving now would leave a database nobody drops.
+        with anyio.CancelScope(shield=True):
+            await _admin_execute(config, f"CREATE DATABASE {_quote_ident(config.database)}")
         return True
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseConnectionError(

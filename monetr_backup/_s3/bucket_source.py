@@ -21,7 +21,8 @@ from .._format.documents import SkippedObject
 from .._format.layout import unsafe_path_reason
 from .._protocols import Member
 from .._units import MIB
-from .client import S3_ERRORS, S3Client, describe_error, error_code
+from .client import S3Client
+from .errors import S3_ERRORS, describe_error, is_not_found
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import GetObjectOutputTypeDef
@@ -51,7 +52,7 @@ async def _get(client: S3Client, bucket: str, key: str) -> GetObjectOutputTypeDe
     try:
         return await client.get_object(Bucket=bucket, Key=key)
     except S3_ERRORS as exc:
-        if error_code(exc) in {"NoSuchKey", "404"}:
+        if is_not_found(exc):
             return None
         raise StorageSourceError(
             f"reading storage object {key!r} failed: {describe_error(exc)}"

@@ -9,27 +9,28 @@ copied over the original only once the restore commits.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import anyio
 
 from .._config import Overwrite, UploadChecksum
-from .._errors import DestinationError, RestoreError
-from .._protocols import Outcome
+from .._errors import ArchiveWriteError, StorageTargetError
+from .._protocols import Outcome, StoredObject
 from .._units import MIB
-from .client import S3_ERRORS, S3Client, describe_error, error_code
+from .client import S3Client
+from .errors import S3_ERRORS, describe_error, is_not_found
 from .upload import open_s3_upload
 
 __all__ = ["S3Target"]
 
 
 class S3Target:
-    """Restores objects into ``bucket`` under ``prefix``; see the module notes.
+    """A :class:`~monetr_backup.stages.StorageTarget` restoring objects into ``bucket``.
 
-    New keys are put in place directly (and deleted again if the restore fails). A key
-    that exists and is to be replaced (``always``) is first written under a staging key
-    and copied over the original only by :meth:`publish`, so a failed restore never
-    destroys an object that was there before it.
+    New keys are put in place directly (and deleted again by :meth:`abort`). A key that
+    exists and is to be replaced (``always``) is first written under a staging key and
+    copied over the original only by :meth:`commit`, so a failed restore never destroys
+    an object that was there before it. With ``dry_run`` every key is checked and
+    nothing is written.
     """
 
     def __init__(
@@ -39,14 +40,16 @@ class S3Target:
         prefix: str,
         overwrite: Overwrite,
         checksum: UploadChecksum = UploadChecksum.CRC32,
+        *,
+        dry_run: bool = False,
     ) -> None:
         self.client = client
         self.checksum = checksum
         self.bucket = bucket
         self.prefix = prefix
         self.overwrite = overwrite
+        self.dry_run = dry_run
         self.outcome = Outcome()
-        self._replacing: set[str] = set()
         self._created: list[str] = []
         self._staged: list[tuple[str, str]] = []
 
@@ -54,30 +57,26 @@ class S3Target:
         try:
             await self.client.head_object(Bucket=self.bucket, Key=key)
         except S3_ERRORS as exc:
-            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            if is_not_found(exc):
                 return False
-            raise RestoreError(
+            raise StorageTargetError(
                 f"cannot check s3://{self.bucket}/{key}: {describe_error(exc)}"
             ) from exc
         return True
 
-    async def prepare(self, key: str) -> bool:
-        """Decide whether ``key`` is to be written; records skips and conflicts."""
-        if not await self._exists(self.prefix + key):
-            return True
-        if self.overwrite is Overwrite.ALWAYS:
-            self._replacing.add(key)
-            return True
-        (
-            self.outcome.skipped if self.overwrite is Overwrite.SKIP else self.outcome.conflicts
-        ).append(key)
-        return False
-
-    async def write(self, key: str, chunks: AsyncIterator[bytes]) -> None:
-        """Upload ``key`` (or its staging copy): PutObject when small, multipart when large."""
-        staged = key in self._replacing
+    async def write(self, item: StoredObject) -> None:
+        """Upload ``item`` (or its staging copy, or record it as skipped or in conflict)."""
+        key = item.key
+        replacing = await self._exists(self.prefix + key)
+        if replacing and self.overwrite is not Overwrite.ALWAYS:
+            (
+                self.outcome.skipped if self.overwrite is Overwrite.SKIP else self.outcome.conflicts
+            ).append(key)
+            return
+        if self.dry_run:
+            return
         target = self.prefix + key
-        if staged:
+        if replacing:
             target += f".{secrets.token_hex(6)}.monetr-restore"
         try:
             async with open_s3_upload(
@@ -90,21 +89,21 @@ class S3Target:
                 check_first=False,
                 checksum=self.checksum,
             ) as upload:
-                async for chunk in chunks:
+                async for chunk in item.chunks:
                     await upload.write(chunk)
                 await upload.commit()
-        except DestinationError as exc:
-            raise RestoreError(f"restoring object {key!r} failed: {exc}") from exc
-        if staged:
+        except ArchiveWriteError as exc:
+            raise StorageTargetError(f"restoring object {key!r} failed: {exc}") from exc
+        if replacing:
             self._staged.append((key, target))
         else:
             self._created.append(key)
             self.outcome.written.append(key)
 
-    async def publish(self) -> None:
+    async def commit(self) -> None:
         """Copy every staged replacement over its original (the manifest has been checked)."""
         while self._staged:
-            key, staging = self._staged.pop(0)
+            key, staging = self._staged[0]
             try:
                 await self.client.copy_object(
                     Bucket=self.bucket,
@@ -112,15 +111,16 @@ class S3Target:
                     CopySource={"Bucket": self.bucket, "Key": staging},
                 )
             except S3_ERRORS as exc:
-                self._staged.insert(0, (key, staging))
-                raise RestoreError(
+                raise StorageTargetError(
                     f"replacing s3://{self.bucket}/{self.prefix}{key} failed: {describe_error(exc)}"
                 ) from exc
+            self._staged.pop(0)
             await self._delete([staging])
             self.outcome.written.append(key)
+        self._created.clear()
 
-    async def discard(self) -> None:
-        """Delete what a failed restore wrote: new keys and staging copies, never originals."""
+    async def abort(self) -> None:
+        """Delete what this restore wrote: new keys and staging copies, never originals."""
         with anyio.CancelScope(shield=True):
             await self._delete([self.prefix + key for key in self._created])
             await self._delete([staging for _, staging in self._staged])
@@ -137,7 +137,7 @@ class S3Target:
             except S3_ERRORS:
                 failed.append(key)
         if failed:
-            raise RestoreError(
+            raise StorageTargetError(
                 f"could not delete {len(failed)} object(s) a failed restore wrote in "
                 f"s3://{self.bucket}, e.g. {failed[0]!r}; remove them by hand"
             )

@@ -10,11 +10,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aiobotocore
-import aiohttp
 import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
-from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
 from .._config import S3Config
@@ -25,16 +23,13 @@ if TYPE_CHECKING:
 else:
     S3Client = object
 
-__all__ = ["S3_ERRORS", "S3Client", "describe_error", "error_code", "open_s3_client"]
+__all__ = ["S3Client", "client_for", "open_s3_client"]
 
 #: Sent with every S3 request.
 USER_AGENT = (
     f"monetr-backup/{__version__} aiobotocore/{aiobotocore.__version__} "
     f"botocore/{botocore.__version__}"
 )
-
-#: What an S3 call can raise besides our own errors.
-S3_ERRORS = (ClientError, BotoCoreError, aiohttp.ClientError, OSError)
 
 
 def _parse_timestamp(value: str) -> datetime:
@@ -115,16 +110,3 @@ async def client_for(config: S3Config, given: S3Client | None = None) -> AsyncIt
     else:
         async with open_s3_client(config) as client:
             yield client
-
-
-def error_code(exc: BaseException) -> str | None:
-    """The S3 error code (``NoSuchKey``, ``PreconditionFailed`` ...) of a ClientError."""
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code")
-        return str(code) if code is not None else None
-    return None
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line description of an S3 failure; botocore never puts secrets in these."""
-    return f"{type(exc).__name__}: {exc}"

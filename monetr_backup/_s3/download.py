@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-from .._errors import ArchiveError, SourceError
+from .._errors import ArchiveReadError
 from .._units import MIB
-from .client import S3_ERRORS, S3Client, describe_error, error_code
+from .client import S3Client
+from .errors import S3_ERRORS, describe_error, error_code, is_not_found, is_precondition_failed
 
 __all__ = ["s3_bytes"]
 
@@ -47,19 +48,19 @@ async def s3_bytes(
                     received += len(chunk)
                     yield chunk
         except S3_ERRORS as exc:
-            code = error_code(exc)
-            if code in {"NoSuchKey", "404"}:
-                raise ArchiveError(f"no archive at {url}") from exc
-            if code in {"PreconditionFailed", "412"}:
-                raise SourceError(f"{url} changed while it was downloaded") from exc
-            if code is not None or resumes >= max_resumes:
-                raise SourceError(f"downloading {url} failed: {describe_error(exc)}") from exc
+            if is_not_found(exc):
+                raise ArchiveReadError(f"no archive at {url}") from exc
+            if is_precondition_failed(exc):
+                raise ArchiveReadError(f"{url} changed while it was downloaded") from exc
+            # A coded error is the server's answer, which asking again will not change.
+            if error_code(exc) is not None or resumes >= max_resumes:
+                raise ArchiveReadError(f"downloading {url} failed: {describe_error(exc)}") from exc
             resumes += 1
             continue
         if size is not None and received < size:
             # The body ended early without an error: treat it like a dropped connection.
             if resumes >= max_resumes:
-                raise SourceError(f"downloading {url} ended at byte {received} of {size}")
+                raise ArchiveReadError(f"downloading {url} ended at byte {received} of {size}")
             resumes += 1
             continue
         return

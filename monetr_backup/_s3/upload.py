@@ -9,7 +9,7 @@ pg_dump down to the upload's pace, so memory stays bounded by::
 The part size doubles after every tenth of ``max_parts``, so a stream of unknown length
 does not run out of part numbers: with 5 MiB parts and 10,000 parts the first ~5 GB go
 up in 5 MiB parts and the ceiling is about S3's 5 TiB object limit. A stream that still
-does not fit is refused with :class:`DestinationError` rather than buffered.
+does not fit is refused with :class:`ArchiveWriteError` rather than buffered.
 
 Nothing is visible at the key until CompleteMultipartUpload (or, for an archive smaller
 than one part, a single PutObject), which only :meth:`S3Upload.commit` sends. Every other
@@ -33,9 +33,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from isal import isal_zlib
 
 from .._config import UploadChecksum
-from .._errors import DestinationError, single_errors
+from .._errors import ArchiveWriteError, single_errors
 from .._units import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
-from .client import S3_ERRORS, S3Client, describe_error, error_code
+from .client import S3Client
+from .errors import S3_ERRORS, describe_error, is_not_found, is_precondition_failed
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
@@ -77,7 +78,7 @@ def _confirm(checksum: dict[str, str], response: Mapping[str, object], what: str
     """Refuse a CRC32 the server did not echo: it may have stored the bytes unchecked."""
     sent = checksum.get("ChecksumCRC32")
     if sent is not None and response.get("ChecksumCRC32") != sent:
-        raise DestinationError(
+        raise ArchiveWriteError(
             f"{what}: the server did not confirm the part's CRC32 (does it support "
             "x-amz-checksum-crc32?); use checksum=UploadChecksum.MD5 for this server"
         )
@@ -178,7 +179,7 @@ class S3Upload:
                 **checksum,  # type: ignore[arg-type]
             )
         except S3_ERRORS as exc:
-            raise DestinationError(
+            raise ArchiveWriteError(
                 f"uploading part {part.number} of {self.url} failed: {describe_error(exc)}"
             ) from exc
         _confirm(checksum, response, f"uploading part {part.number} of {self.url}")
@@ -196,15 +197,15 @@ class S3Upload:
         try:
             await self._client.head_object(Bucket=self.bucket, Key=self.key)
         except S3_ERRORS as exc:
-            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            if is_not_found(exc):
                 return
-            raise DestinationError(f"cannot check {self.url}: {describe_error(exc)}") from exc
-        raise DestinationError(f"{self.url} already exists (set overwrite=True to replace it)")
+            raise ArchiveWriteError(f"cannot check {self.url}: {describe_error(exc)}") from exc
+        raise ArchiveWriteError(f"{self.url} already exists (set overwrite=True to replace it)")
 
     async def _enqueue(self, data: bytes) -> None:
         number = self._next_number
         if number > self._max_parts:
-            raise DestinationError(
+            raise ArchiveWriteError(
                 f"{self.url}: the archive needs more than max_parts={self._max_parts} parts"
             )
         if self._upload_id is None:
@@ -219,7 +220,7 @@ class S3Upload:
                     **algorithm,  # type: ignore[arg-type]
                 )
             except S3_ERRORS as exc:
-                raise DestinationError(
+                raise ArchiveWriteError(
                     f"starting the upload to {self.url} failed: {describe_error(exc)}"
                 ) from exc
             self._upload_id = created["UploadId"]
@@ -229,7 +230,7 @@ class S3Upload:
     async def write(self, data: bytes) -> None:
         """Buffer ``data``; each time a part is full, queue it (waiting if the queue is full)."""
         if self._state != "open":
-            raise DestinationError(f"{self.url}: write after {self._state}")
+            raise ArchiveWriteError(f"{self.url}: write after {self._state}")
         self._pending.append(data)
         self._pending_size += len(data)
         self.bytes_written += len(data)
@@ -239,7 +240,7 @@ class S3Upload:
                 # The last allowed part takes whatever remains, but no more than a part:
                 # beyond that the archive cannot fit, and memory would grow without bound.
                 if self._pending_size > size:
-                    raise DestinationError(
+                    raise ArchiveWriteError(
                         f"{self.url}: the archive does not fit in max_parts={self._max_parts} "
                         "parts; raise max_parts or part_size"
                     )
@@ -265,7 +266,7 @@ class S3Upload:
     async def commit(self) -> None:
         """Upload what is left and make the object visible at its key."""
         if self._state != "open":
-            raise DestinationError(f"{self.url}: commit after {self._state}")
+            raise ArchiveWriteError(f"{self.url}: commit after {self._state}")
         self._state = "committing"
         # IfNoneMatch makes the final write fail rather than replace an object that
         # appeared at the key while the backup ran.
@@ -285,7 +286,7 @@ class S3Upload:
                 )
                 try:
                     _confirm(checksum, response, f"writing {self.url}")
-                except DestinationError:
+                except ArchiveWriteError:
                     # Already visible, possibly unchecked: take it back.
                     with anyio.CancelScope(shield=True):
                         await self._client.delete_object(Bucket=self.bucket, Key=self.key)
@@ -306,9 +307,9 @@ class S3Upload:
                     **condition,  # type: ignore[arg-type]
                 )
         except S3_ERRORS as exc:
-            if error_code(exc) in {"PreconditionFailed", "412"}:
-                raise DestinationError(f"{self.url} appeared while the backup ran") from exc
-            raise DestinationError(
+            if is_precondition_failed(exc):
+                raise ArchiveWriteError(f"{self.url} appeared while the backup ran") from exc
+            raise ArchiveWriteError(
                 f"completing the upload to {self.url} failed: {describe_error(exc)}"
             ) from exc
         self._state = "committed"
@@ -339,13 +340,13 @@ class S3Upload:
                         Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
                     )
                 except S3_ERRORS as exc:
-                    if error_code(exc) in {"NoSuchUpload", "404"}:
+                    if is_not_found(exc):
                         return
                     await anyio.sleep(0.5)
                     continue
                 return
         reason = "timed out" if scope.cancelled_caught else "kept failing"
-        raise DestinationError(
+        raise ArchiveWriteError(
             f"aborting upload {self._upload_id} to {self.url} {reason}; "
             "remove it with AbortMultipartUpload or a bucket lifecycle rule"
         )

@@ -1,0 +1,102 @@
+"""The verify and inspect operations: an archive read to its end and checked, no target touched."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from . import _open
+from ._errors import CorruptArchiveError, single_errors
+from ._format.archive_reader import ArchiveReader
+from ._format.documents import Header, Manifest
+from ._s3.client import S3Client
+
+__all__ = ["InspectResult", "Problem", "VerifyReport", "inspect", "verify"]
+
+#: A report names at most this many problems; a damaged archive can have one per member.
+MAX_PROBLEMS = 100
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Problem(_Result):
+    """One thing wrong with an archive, and the member where it was found."""
+
+    member: str | None
+    message: str
+    #: The error class that names the kind of damage (``ChecksumError``, ...).
+    kind: str
+
+
+class VerifyReport(_Result):
+    """The outcome of :func:`verify`."""
+
+    ok: bool
+    header: Header | None
+    manifest: Manifest | None
+    members_checked: int
+    #: The first :data:`MAX_PROBLEMS` problems found, in archive order.
+    problems: list[Problem]
+    #: How many problems were found in all (more than listed if the list was cut).
+    problem_count: int
+
+
+class InspectResult(_Result):
+    """An archive's header and manifest."""
+
+    header: Header
+    manifest: Manifest
+
+
+async def _read_through(reader: ArchiveReader) -> Manifest:
+    """Read every member in order, the checks running as they go; the manifest at the end."""
+    header = await reader.read_header()
+    if header.dump_format is not None:
+        async for _ in reader.dump_chunks():
+            pass
+    async for _ in reader.objects():
+        pass
+    return await reader.finish()
+
+
+def _problem(error: CorruptArchiveError) -> Problem:
+    return Problem(member=error.member, message=error.reason, kind=type(error).__name__)
+
+
+async def verify(archive: _open.ArchiveInput, *, s3_client: S3Client | None = None) -> VerifyReport:
+    """Read the whole archive and check every member; touch no target.
+
+    Damage found in the archive is reported, not raised: each problem names the member
+    where it was found. Failing to read the archive at all (it does not exist, the
+    connection fails for good) raises :class:`ArchiveReadError`.
+    """
+    _open.check_archive(archive, writing=False)
+    with single_errors():
+        async with _open.archive_reader(archive, s3_client, strict=False) as reader:
+            found: list[CorruptArchiveError] = []
+            try:
+                await _read_through(reader)
+            except CorruptArchiveError as exc:
+                found.append(exc)
+            found[:0] = reader.problems
+            return VerifyReport(
+                ok=not found,
+                header=reader.header,
+                manifest=reader.manifest,
+                members_checked=len(reader.seen),
+                problems=[_problem(error) for error in found[:MAX_PROBLEMS]],
+                problem_count=len(found),
+            )
+
+
+async def inspect(
+    archive: _open.ArchiveInput, *, s3_client: S3Client | None = None
+) -> InspectResult:
+    """Return an archive's header and manifest (reads the archive to its end)."""
+    _open.check_archive(archive, writing=False)
+    with single_errors():
+        async with _open.archive_reader(archive, s3_client, strict=False) as reader:
+            manifest = await _read_through(reader)
+            assert reader.header is not None
+            return InspectResult(header=reader.header, manifest=manifest)
