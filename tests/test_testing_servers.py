@@ -7,6 +7,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import botocore.exceptions
 import botocore.session
 import pytest
 
+import monetr_backup.testing
 from monetr_backup.testing import (
     PG_DSN_ENV_VAR,
     CommandError,
@@ -171,3 +173,22 @@ def test_seed_storage_dir(tmp_path: Path) -> None:
         while parent != root:
             assert stat.S_IMODE(parent.stat().st_mode) == 0o700
             parent = parent.parent
+
+
+# --- the package -----------------------------------------------------------------------
+
+
+def test_exports_show_the_public_module() -> None:
+    for name in monetr_backup.testing.__all__:
+        value = getattr(monetr_backup.testing, name)
+        if isinstance(value, type) or callable(value):
+            assert value.__module__ == "monetr_backup.testing", name
+    assert repr(TemporaryPostgres) == "<class 'monetr_backup.testing.TemporaryPostgres'>"
+
+
+def test_the_library_does_not_import_testing() -> None:
+    code = "import sys, monetr_backup; print('monetr_backup.testing' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "False\n"
