@@ -2,12 +2,19 @@
 
 Nothing here is used by the backup code itself. The helpers start real processes
 (PostgreSQL 15 via ``initdb``/``pg_ctl``, SeaweedFS via ``weed mini``) in temporary
-directories and remove everything again on exit::
+directories, remove everything again on exit, and hand out the library's own settings
+for them::
 
     with TemporaryPostgres() as pg, TemporarySeaweedS3() as s3:
         pg.create_database("monetr")
         seed_monetr_like(pg, "monetr")
         s3.create_bucket("backups")
+        s3.create_bucket("storage")
+        await monetr_backup.backup(
+            monetr_backup.S3Destination(s3=s3.config(), bucket="backups", key="a.tar.gz"),
+            database=pg.config("monetr"),
+            storage=s3.storage("storage"),
+        )
 
 Set ``MONETR_BACKUP_TEST_PG_DSN`` and use :func:`postgres_server` to run against an
 existing PostgreSQL server instead of starting one.

@@ -15,6 +15,8 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from monetr_backup import PostgresConfig
+
 from ._ports import pick_ports
 from ._processes import START_ATTEMPTS, CommandError, Started, clean_env, tail, wait_gone
 
@@ -124,6 +126,33 @@ class PostgresServer:
         if self.sslmode:
             env["PGSSLMODE"] = self.sslmode
         return env
+
+    def config(self, database: str, **overrides: object) -> PostgresConfig:
+        """Library settings reaching ``database`` on this server over TCP, like :meth:`dsn`.
+
+        Host, port, user, the password (if the server has one), ``sslmode`` and the
+        directory of the ``pg_dump``/``psql`` programs these helpers run; ``overrides``
+        replace or add any :class:`~monetr_backup.PostgresConfig` field
+        (``password="wrong"``, ``connect_timeout=1``).
+        """
+        self._check_usable()
+        fields: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password or None,
+            "database": database,
+            "sslmode": self.sslmode,
+            "bin_dir": self._programs_dir(),
+        }
+        return PostgresConfig.model_validate({**fields, **overrides})
+
+    def _programs_dir(self) -> Path | None:
+        try:
+            return Path(self._tool("pg_dump")).parent
+        except FileNotFoundError:
+            # Left to the library's own search, which reports a missing program its way.
+            return None
 
     def _tool(self, name: str) -> str:
         candidate = self.bin_dir / name

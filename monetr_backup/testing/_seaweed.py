@@ -22,6 +22,8 @@ from typing import Any
 import botocore.config
 import botocore.session
 
+from monetr_backup import S3Config, S3Storage
+
 from ._ports import pick_ports
 from ._processes import START_ATTEMPTS, Started, clean_env, tail
 
@@ -100,6 +102,30 @@ class TemporarySeaweedS3(Started):
             "aws_secret_access_key": self.secret_key,
             "region_name": self.region,
         }
+
+    def config(self, **overrides: object) -> S3Config:
+        """Library settings reaching this server: endpoint, region, keys, path-style requests.
+
+        ``overrides`` replace or add any :class:`~monetr_backup.S3Config` field, e.g.
+        ``endpoint_url=`` of a proxy in front of the server.
+        """
+        fields: dict[str, object] = {
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
+            "force_path_style": True,
+        }
+        return S3Config.model_validate({**fields, **overrides})
+
+    def storage(self, bucket: str, prefix: str = "", **overrides: object) -> S3Storage:
+        """monetr's S3 storage provider on this server: the objects under ``prefix`` in ``bucket``.
+
+        ``overrides`` set any other :class:`~monetr_backup.S3Storage` field
+        (``prefetch_objects=``, ``upload_checksum=``).
+        """
+        fields: dict[str, object] = {"s3": self.config(), "bucket": bucket, "prefix": prefix}
+        return S3Storage.model_validate({**fields, **overrides})
 
     def client(self) -> Any:
         """Return a synchronous botocore S3 client for this server (cached; closed on stop).
