@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import anyio
-from pydantic import SecretStr
 
 import monetr_backup as mb
 from monetr_backup.testing import TemporaryPostgres, seed_monetr_like, seed_storage_dir
@@ -58,13 +57,7 @@ class Bar:
 
 
 async def run(pg: TemporaryPostgres, work: Path) -> None:
-    source = mb.PostgresConfig(
-        host=pg.host,
-        port=pg.port,
-        user=pg.user,
-        password=SecretStr(pg.password),
-        database="monetr",
-    )
+    source = pg.config("monetr")
     archive = work / "monetr-backup.tar.gz"
 
     print("backup:")

@@ -11,31 +11,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import anyio
-from pydantic import SecretStr
 
 import monetr_backup as mb
 from monetr_backup.testing import TemporaryPostgres, TemporarySeaweedS3, seed_monetr_like
 
 
 async def run(pg: TemporaryPostgres, s3: TemporarySeaweedS3) -> None:
-    s3_config = mb.S3Config(
-        endpoint_url=s3.endpoint_url,
-        access_key=s3.access_key,
-        secret_key=SecretStr(s3.secret_key),
-    )
+    # Against your own servers: mb.S3Config(endpoint_url=..., access_key=..., secret_key=...)
+    # and mb.PostgresConfig.from_dsn("postgresql://user:password@host:5432/monetr").
+    s3_config = s3.config()
     # monetr's S3 storage provider keeps uploads at the bucket root.
     s3.client().put_object(
         Bucket="monetr-storage",
         Key="data/transactions/uploads/61/01HX/66/01HY",
         Body=b"Date,Description,Amount\n2024-03-01,Caf\xc3\xa9,-3.50\n",
     )
-    source = mb.PostgresConfig.from_dsn(pg.dsn("monetr"))
+    source = pg.config("monetr")
     key = f"monetr/{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}.tar.gz"
 
     manifest = await mb.backup(
         mb.S3Archive(s3=s3_config, bucket="backups", key=key),
         database=source,
-        storage=mb.S3Storage(s3=s3_config, bucket="monetr-storage"),
+        storage=s3.storage("monetr-storage"),
         options=mb.BackupOptions(kms_provider="plaintext"),
     )
     print(f"backed up {manifest.dump_bytes:,} dump bytes, {manifest.object_count} objects")
@@ -47,7 +44,7 @@ async def run(pg: TemporaryPostgres, s3: TemporarySeaweedS3) -> None:
     result = await mb.restore(
         archive,
         database=source.model_copy(update={"database": "monetr_copy"}),
-        storage=mb.S3Storage(s3=s3_config, bucket="monetr-storage-copy"),
+        storage=s3.storage("monetr-storage-copy"),
         options=mb.RestoreOptions(create_database=True),
     )
     print(

@@ -5,11 +5,12 @@ seeded on demand) and a fresh bucket, so tests never see each other's data. Set
 ``MONETR_BACKUP_TEST_PG_DSN`` to run against an existing PostgreSQL server instead of
 a throwaway cluster.
 
-Building blocks: ``pg``, ``s3`` (session servers), ``databases`` (fresh databases),
-``pg_config``/``s3_config`` (library settings for them), ``bucket`` (fresh bucket),
-``rich_template``/``source_db`` (a database worth backing up), ``storage_corpus``/
-``storage_dir``/``storage_bucket`` (storage sources). ``env`` and ``sources`` bundle
-them for tests that need many.
+Building blocks: ``pg``, ``s3`` (session servers, whose ``pg.config(database)``,
+``s3.config()`` and ``s3.storage(bucket)`` are the library settings for them),
+``databases`` (fresh databases), ``s3_config`` (``s3.config()``), ``bucket`` (fresh
+bucket), ``rich_template``/``source_db`` (a database worth backing up),
+``storage_corpus``/``storage_dir``/``storage_bucket`` (storage sources). ``env`` and
+``sources`` bundle them for tests that need many.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ from backup_support import (
     quote_ident,
     write_storage_dir,
 )
-from pydantic import SecretStr
 
-from monetr_backup import PostgresConfig, S3Config
+from monetr_backup import S3Config
 from monetr_backup.testing import (
     PostgresServer,
     TemporarySeaweedS3,
@@ -154,43 +154,10 @@ def source_db(databases: Databases, rich_template: str) -> str:
     return databases.create(template=rich_template)
 
 
-def make_pg_config(
-    pg: PostgresServer, database: str, *, password: str | None = None
-) -> PostgresConfig:
-    """Settings reaching ``database`` on ``pg`` over TCP with a password."""
-    return PostgresConfig(
-        host=pg.host,
-        port=pg.port,
-        user=pg.user,
-        password=SecretStr(pg.password if password is None else password),
-        database=database,
-        sslmode=pg.sslmode,
-        bin_dir=pg.bin_dir,
-        connect_timeout=10,
-    )
-
-
-@pytest.fixture
-def pg_config(pg: PostgresServer) -> Callable[..., PostgresConfig]:
-    """``pg_config(database, password=None)``: a :class:`PostgresConfig` for the server."""
-    return functools.partial(make_pg_config, pg)
-
-
-def make_s3_config(s3: TemporarySeaweedS3) -> S3Config:
-    """Settings reaching ``s3`` with its credentials."""
-    return S3Config(
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key=s3.access_key,
-        secret_key=SecretStr(s3.secret_key),
-        force_path_style=True,
-    )
-
-
 @pytest.fixture
 def s3_config(s3: TemporarySeaweedS3) -> S3Config:
     """Settings reaching the session's S3 server."""
-    return make_s3_config(s3)
+    return s3.config()
 
 
 @pytest.fixture
@@ -249,13 +216,13 @@ def storage_bucket(s3: TemporarySeaweedS3, storage_corpus: dict[str, bytes]) -> 
 
 @dataclass
 class Env:
-    """What most backup tests need: the servers, fresh databases, a fresh bucket and an
-    empty output directory, and the library settings to reach them."""
+    """What most backup tests need: the servers (``env.pg.config(database)`` and
+    ``env.s3.config()`` reach them), fresh databases, a fresh bucket and an empty output
+    directory."""
 
     pg: PostgresServer
     s3: TemporarySeaweedS3
     databases: Databases
-    s3_config: S3Config
     bucket: str
     output_dir: Path
     tmp_path: Path
@@ -265,9 +232,6 @@ class Env:
         """A synchronous botocore S3 client, for checking what the backup left."""
         return self.s3.client()
 
-    def pg_config(self, database: str, *, password: str | None = None) -> PostgresConfig:
-        return make_pg_config(self.pg, database, password=password)
-
 
 @pytest.fixture
 def env(
@@ -275,7 +239,7 @@ def env(
 ) -> Env:
     output_dir = tmp_path / "out"
     output_dir.mkdir()
-    return Env(pg, s3, databases, make_s3_config(s3), bucket, output_dir, tmp_path)
+    return Env(pg, s3, databases, bucket, output_dir, tmp_path)
 
 
 @dataclass

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import anyio
 import zstandard
-from pydantic import SecretStr
 
 import monetr_backup as mb
 from monetr_backup import stages
@@ -35,31 +34,7 @@ from monetr_backup.testing import (
     seed_storage_dir,
 )
 
-# --- configuration -------------------------------------------------------------------
-
-
-def pg_config_for(pg: PostgresServer, database: str) -> mb.PostgresConfig:
-    """A :class:`PostgresConfig` for ``database`` on the session's server."""
-    return mb.PostgresConfig(
-        host=pg.host,
-        port=pg.port,
-        user=pg.user,
-        password=SecretStr(pg.password),
-        database=database,
-        sslmode=pg.sslmode,
-        bin_dir=pg.bin_dir,
-        connect_timeout=10,
-    )
-
-
-def s3_config_for(s3: TemporarySeaweedS3, endpoint_url: str | None = None) -> mb.S3Config:
-    """An :class:`S3Config` for the session's S3 server, or for a proxy in front of it."""
-    return mb.S3Config(
-        endpoint_url=endpoint_url or s3.endpoint_url,
-        region=s3.region,
-        access_key=s3.access_key,
-        secret_key=SecretStr(s3.secret_key),
-    )
+# --- databases -----------------------------------------------------------------------
 
 
 def database_exists(pg: PostgresServer, name: str) -> bool:
@@ -106,7 +81,7 @@ def make_sample(pg: PostgresServer, root: Path) -> Iterator[Sample]:
                 functools.partial(
                     mb.backup,
                     mb.FileArchive(path=path),
-                    database=pg_config_for(pg, name),
+                    database=pg.config(name),
                     storage=mb.DirectoryStorage(path=root / "storage"),
                     options=mb.BackupOptions(dump_format=dump_format, dump_part_size=PART_SIZE),
                 )

@@ -77,21 +77,21 @@ async def test_backup_restores_with_standard_tools(
         storage_label = f"directory {sources.directory}"
         expected_skipped: list[str] = []
     else:
-        storage = S3Storage(s3=env.s3_config, bucket=sources.bucket, prefix="data/")
+        storage = env.s3.storage(sources.bucket, prefix="data/")
         storage_label = f"s3://{sources.bucket}/data/"
         expected_skipped = list(UNSAFE_S3_KEYS)
     destination: S3Archive | FileArchive
     key = f"backups/monetr ☕ {codec}{SUFFIX[codec]}"
     if case.destination == "s3":
         # The smallest part size, so the 7+ MiB archive is a real multipart upload.
-        destination = S3Archive(s3=env.s3_config, bucket=bucket, key=key, part_size=MIN_PART)
+        destination = S3Archive(s3=env.s3.config(), bucket=bucket, key=key, part_size=MIN_PART)
     else:
         destination = FileArchive(path=env.output_dir / f"monetr{SUFFIX[codec]}")
     snapshots: list[Progress] = []
 
     manifest = await backup(
         destination,
-        database=env.pg_config(source_db),
+        database=env.pg.config(source_db),
         storage=storage,
         options=BackupOptions(
             dump_format=case.dump_format,
@@ -159,7 +159,7 @@ async def test_codecs_database_only(codec: Codec, env: Env) -> None:
 
     manifest = await backup(
         FileArchive(path=path),
-        database=env.pg_config(source),
+        database=env.pg.config(source),
         options=BackupOptions(codec=codec, dump_part_size=64 * 1024),
     )
 
@@ -189,7 +189,9 @@ async def test_parts_grow_past_max_parts(env: Env) -> None:
             stored.append(progress.archive_bytes_stored - total)
 
     await backup(
-        S3Archive(s3=env.s3_config, bucket=bucket, key="big.tar", part_size=MIN_PART, max_parts=3),
+        S3Archive(
+            s3=env.s3.config(), bucket=bucket, key="big.tar", part_size=MIN_PART, max_parts=3
+        ),
         storage=DirectoryStorage(path=source),
         # Every snapshot: the test reads each part's report off the counter.
         options=BackupOptions(codec=Codec.NONE, progress_interval=0),

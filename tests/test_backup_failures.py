@@ -83,7 +83,7 @@ class Target:
         if self.kind == "s3":
             # The smallest part size, so a multipart upload is under way early on.
             return S3Archive(
-                s3=self.env.s3_config, bucket=self.bucket, key=KEY, part_size=MIN_PART, **changes
+                s3=self.env.s3.config(), bucket=self.bucket, key=KEY, part_size=MIN_PART, **changes
             )
         return FileArchive(path=self.path, **changes)
 
@@ -147,7 +147,7 @@ async def test_bad_password_fails_preflight(
     with pytest.raises(DatabaseConnectionError) as info:
         await backup(
             target.destination(),
-            database=env.pg_config(source_db, password=WRONG_PASSWORD),
+            database=env.pg.config(source_db, password=WRONG_PASSWORD),
             storage=DirectoryStorage(path=sources.directory),
             options=OPTIONS,
         )
@@ -162,7 +162,7 @@ async def test_bad_password_fails_preflight(
 async def test_open_pg_dump_bad_password(env: Env, source_db: str) -> None:
     """The pg_dump stage alone: no output, and a PgDumpError carrying pg_dump's own
     explanation (but not the password, which only ever was in its environment)."""
-    config = env.pg_config(source_db, password=WRONG_PASSWORD)
+    config = env.pg.config(source_db, password=WRONG_PASSWORD)
     async with open_pg_dump(config, DumpFormat.CUSTOM, part_size=DUMP_PART_SIZE) as dump:
         assert WRONG_PASSWORD.encode() not in process_cmdline(dump.pid)
         parts = [part async for part in dump.parts]
@@ -187,7 +187,7 @@ async def test_pg_dump_dying_midstream(
     seen: dict[str, Any] = {}
     storage: DirectoryStorage | S3Storage = DirectoryStorage(path=sources.directory)
     if how == "terminate-backend":
-        storage = S3Storage(s3=env.s3_config, bucket=sources.bucket)
+        storage = env.s3.storage(sources.bucket)
 
     def on_progress(progress: Progress) -> None:
         if "in_progress" in seen or progress.archive_bytes < target.started_threshold:
@@ -205,7 +205,7 @@ async def test_pg_dump_dying_midstream(
     with pytest.raises(PgDumpError) as info:
         await backup(
             target.destination(),
-            database=env.pg_config(source_db),
+            database=env.pg.config(source_db),
             storage=storage,
             options=OPTIONS,
             progress=on_progress,
@@ -261,8 +261,8 @@ async def test_cancel_from_progress_callback(
 
         await backup(
             target.destination(),
-            database=env.pg_config(source_db),
-            storage=S3Storage(s3=env.s3_config, bucket=sources.bucket, prefetch_objects=16),
+            database=env.pg.config(source_db),
+            storage=env.s3.storage(sources.bucket, prefetch_objects=16),
             options=OPTIONS,
             progress=on_progress,
         )
@@ -293,7 +293,7 @@ async def test_cancel_from_outside_while_data_flows(
         nonlocal finished
         await backup(
             target.destination(),
-            database=env.pg_config(source_db),
+            database=env.pg.config(source_db),
             storage=DirectoryStorage(path=sources.directory),
             options=OPTIONS,
             progress=on_progress,
@@ -327,7 +327,7 @@ async def test_existing_target_is_refused(target: Target, env: Env, source_db: s
     )
 
     with pytest.raises(ArchiveWriteError, match="already exists"):
-        await backup(target.destination(), database=env.pg_config(source_db), options=OPTIONS)
+        await backup(target.destination(), database=env.pg.config(source_db), options=OPTIONS)
 
     target.assert_only(b"last week's backup")
     if etag is not None:
@@ -354,7 +354,7 @@ async def test_target_appearing_during_backup_is_not_replaced(
         await backup(
             target.destination(),
             # ~0.6 MB of storage objects (less than one part), or the ~11 MB dump.
-            database=None if small else env.pg_config(source_db),
+            database=None if small else env.pg.config(source_db),
             storage=DirectoryStorage(path=sources.directory / "data" / "transactions")
             if small
             else None,
@@ -401,7 +401,7 @@ def test_configs_never_show_secrets() -> None:
 
 async def test_s3_errors_never_show_the_secret_key(env: Env, sources: Sources) -> None:
     secret = "wrong-s3-secret-Kd93"
-    wrong = env.s3_config.model_copy(update={"secret_key": SecretStr(secret)})
+    wrong = env.s3.config(secret_key=secret)
 
     with pytest.raises(ArchiveWriteError) as destination_error:
         await backup(
@@ -410,7 +410,7 @@ async def test_s3_errors_never_show_the_secret_key(env: Env, sources: Sources) -
         )
     with pytest.raises(StorageSourceError) as source_error:
         await backup(
-            S3Archive(s3=env.s3_config, bucket=env.bucket, key=KEY),
+            S3Archive(s3=env.s3.config(), bucket=env.bucket, key=KEY),
             storage=S3Storage(s3=wrong, bucket=sources.bucket),
         )
 
@@ -434,7 +434,7 @@ async def test_password_only_in_pg_dump_environment(env: Env, source_db: str) ->
 
     await backup(
         FileArchive(path=env.output_dir / "x.tar"),
-        database=env.pg_config(source_db),
+        database=env.pg.config(source_db),
         options=OPTIONS,
         progress=on_progress,
     )

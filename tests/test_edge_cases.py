@@ -108,7 +108,7 @@ async def test_no_owner_with_a_plain_dump_is_refused_up_front(
     archive = tmp_path / "plain.tar.gz"
     await mb.backup(
         mb.FileArchive(path=archive),
-        database=env.pg_config(source_db),
+        database=env.pg.config(source_db),
         options=mb.BackupOptions(dump_format=mb.DumpFormat.PLAIN),
     )
     target = env.databases.create()
@@ -116,7 +116,7 @@ async def test_no_owner_with_a_plain_dump_is_refused_up_front(
     with pytest.raises(mb.PgRestoreError, match="no_owner"):
         await mb.restore(
             mb.FileArchive(path=archive),
-            database=env.pg_config(target),
+            database=env.pg.config(target),
             options=mb.RestoreOptions(no_owner=True, create_database=True),
         )
     exists = env.pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'")
@@ -221,7 +221,7 @@ def test_tls_settings_reach_the_client_programs() -> None:
 
 async def test_sslmode_require_against_a_server_without_tls(env: Env) -> None:
     """sslmode reaches the preflight connection too: require fails against a plain server."""
-    config = env.pg_config("postgres").model_copy(update={"sslmode": "require"})
+    config = env.pg.config("postgres", sslmode="require")
     with pytest.raises(mb.DatabaseConnectionError, match="SSL"):
         await mb.backup(mb.FileArchive(path=env.output_dir / "x.tar.gz"), database=config)
     assert list(env.output_dir.iterdir()) == []

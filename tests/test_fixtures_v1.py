@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from backup_support import decompress, gnu_tar_list, quote_ident
 from conftest import Databases
-from helpers_archive import pg_config_for, tree
+from helpers_archive import tree
 
 import monetr_backup as mb
 from monetr_backup.testing import PostgresServer
@@ -137,7 +137,7 @@ async def test_restore_into_a_new_database_and_directory(
 
     result = await mb.restore(
         mb.FileArchive(path=FIXTURES / name),
-        database=pg_config_for(pg, target) if has_dump else None,
+        database=pg.config(target) if has_dump else None,
         storage=mb.DirectoryStorage(path=files),
         options=mb.RestoreOptions(create_database=True),
     )

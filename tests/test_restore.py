@@ -37,10 +37,8 @@ from helpers_archive import (
     member_names,
     modes,
     partial_files,
-    pg_config_for,
     put_objects,
     regular,
-    s3_config_for,
     special,
     tree,
     truncate_file,
@@ -67,7 +65,7 @@ async def restore_into_new(
     """Restore the archive file at ``path`` into the new ``database`` (and ``files``)."""
     return await mb.restore(
         mb.FileArchive(path=path),
-        database=pg_config_for(pg, database),
+        database=pg.config(database),
         storage=mb.DirectoryStorage(path=files) if files is not None else None,
         options=mb.RestoreOptions(create_database=True),
     )
@@ -127,7 +125,7 @@ async def test_round_trip(
     """Backup then restore gives a database whose pg_dump equals the source's and
     byte-identical storage objects, for every archive location, dump format, storage
     kind (and codec)."""
-    s3_config = s3_config_for(s3)
+    s3_config = s3.config()
     storage_source: mb.DirectoryStorage | mb.S3Storage
     storage_target: mb.DirectoryStorage | mb.S3Storage
     if kind == "directory":
@@ -136,8 +134,8 @@ async def test_round_trip(
     else:
         source_bucket, target_bucket = new_bucket(s3), new_bucket(s3)
         put_objects(s3, source_bucket, sample.files)
-        storage_source = mb.S3Storage(s3=s3_config, bucket=source_bucket)
-        storage_target = mb.S3Storage(s3=s3_config, bucket=target_bucket)
+        storage_source = s3.storage(source_bucket)
+        storage_target = s3.storage(target_bucket)
     destination: mb.FileArchive | mb.S3Archive
     archive: mb.FileArchive | mb.S3Archive
     if location == "file":
@@ -150,7 +148,7 @@ async def test_round_trip(
 
     manifest = await mb.backup(
         destination,
-        database=pg_config_for(pg, sample.database),
+        database=pg.config(sample.database),
         storage=storage_source,
         options=mb.BackupOptions(dump_format=dump_format, dump_part_size=PART_SIZE, codec=codec),
     )
@@ -159,7 +157,7 @@ async def test_round_trip(
     target_db = new_database_name(databases)
     result = await mb.restore(
         archive,
-        database=pg_config_for(pg, target_db),
+        database=pg.config(target_db),
         storage=storage_target,
         options=mb.RestoreOptions(create_database=True),
     )
@@ -201,12 +199,11 @@ async def test_restore_storage_only_and_database_only(
 
     result = await mb.restore(
         archive,
-        database=pg_config_for(pg, target_db),
+        database=pg.config(target_db),
         options=mb.RestoreOptions(create_database=True),
     )
     assert result.database_restored
     assert result.objects_restored == []
-    assert not (tmp_path / "nothing").exists()
     assert pg.pg_dump_text(target_db, restrict_key=RESTRICT_KEY) == sample.dump
 
 
@@ -234,11 +231,11 @@ async def test_target_with_tables_is_refused_unless_clean(
     archive = mb.FileArchive(path=sample.archives[dump_format])
 
     with pytest.raises(mb.TargetNotEmptyError, match="already has"):
-        await mb.restore(archive, database=pg_config_for(pg, target))
+        await mb.restore(archive, database=pg.config(target))
     assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == before
 
     result = await mb.restore(
-        archive, database=pg_config_for(pg, target), options=mb.RestoreOptions(clean=True)
+        archive, database=pg.config(target), options=mb.RestoreOptions(clean=True)
     )
     assert result.database_restored
     assert not result.database_created
@@ -256,7 +253,7 @@ async def test_clean_plain_restore_drops_objects_the_dump_does_not_have(
     )
     await mb.restore(
         mb.FileArchive(path=sample.archives[mb.DumpFormat.PLAIN]),
-        database=pg_config_for(pg, target),
+        database=pg.config(target),
         options=mb.RestoreOptions(clean=True),
     )
     assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == sample.dump
@@ -274,7 +271,7 @@ async def test_failing_clean_restore_rolls_back(
     with pytest.raises(mb.PgRestoreError, match="drift_view depends on table"):
         await mb.restore(
             mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM]),
-            database=pg_config_for(pg, target),
+            database=pg.config(target),
             options=mb.RestoreOptions(clean=True),
         )
     assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == before
@@ -313,7 +310,7 @@ async def test_flipped_byte_in_last_dump_part(
     with pytest.raises(mb.ChecksumError, match="SHA-256") as caught:
         await mb.restore(
             mb.FileArchive(path=path),
-            database=pg_config_for(pg, target),
+            database=pg.config(target),
             storage=mb.DirectoryStorage(path=tmp_path / "files"),
             options=mb.RestoreOptions(create_database=create_database),
         )
@@ -344,7 +341,7 @@ def big_dump_archives(
             functools.partial(
                 mb.backup,
                 mb.FileArchive(path=archives[dump_format]),
-                database=pg_config_for(pg, sample.database),
+                database=pg.config(sample.database),
                 storage=mb.DirectoryStorage(path=root / "storage"),
                 options=mb.BackupOptions(dump_format=dump_format, dump_part_size=PART_SIZE),
             )
@@ -385,12 +382,12 @@ async def test_truncated_archive(
     else:
         target = databases.create()
         before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY)
-        storage = mb.S3Storage(s3=s3_config_for(s3), bucket=new_bucket(s3))
+        storage = s3.storage(new_bucket(s3))
 
     with pytest.raises(mb.CorruptArchiveError, match="truncated") as caught:
         await mb.restore(
             mb.FileArchive(path=path),
-            database=pg_config_for(pg, target),
+            database=pg.config(target),
             storage=storage,
             options=mb.RestoreOptions(create_database=targets == "new-db+directory"),
         )
@@ -429,7 +426,7 @@ async def test_changed_storage_object_is_caught_by_the_manifest(
     with pytest.raises(mb.ChecksumError):
         await mb.restore(
             mb.FileArchive(path=path),
-            storage=mb.S3Storage(s3=s3_config_for(s3), bucket=bucket),
+            storage=s3.storage(bucket),
         )
     assert bucket_objects(s3, bucket) == {}
 
@@ -496,7 +493,7 @@ async def test_malformed_dump_section(
     target = databases.create()
     before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY)
     with pytest.raises(mb.CorruptArchiveError, match=message):
-        await mb.restore(mb.FileArchive(path=archive), database=pg_config_for(pg, target))
+        await mb.restore(mb.FileArchive(path=archive), database=pg.config(target))
     assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == before
     assert b"planted" not in before
 
@@ -533,7 +530,7 @@ async def test_target_checks(
     with pytest.raises(mb.DatabaseConnectionError, match="does not exist"):
         await mb.restore(
             mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM]),
-            database=pg_config_for(pg, missing),
+            database=pg.config(missing),
         )
     archive = tmp_path / "storage-only.tar"
     archive.write_bytes(build_tar([regular(f"{TOP}/header.json", header_json(TOP))]))
@@ -586,9 +583,7 @@ async def test_hostile_member_in_storage_section(
         return  # each S3 client costs ~1 s to start: a few kinds are enough here
     bucket = new_bucket(s3)
     with pytest.raises(mb.UnsafeMemberError):
-        await mb.restore(
-            mb.FileArchive(path=archive), storage=mb.S3Storage(s3=s3_config_for(s3), bucket=bucket)
-        )
+        await mb.restore(mb.FileArchive(path=archive), storage=s3.storage(bucket))
     assert bucket_objects(s3, bucket) == {}
 
 
@@ -653,7 +648,7 @@ async def test_missing_archive(s3: TemporarySeaweedS3, tmp_path: Path) -> None:
         await mb.restore(mb.FileArchive(path=tmp_path / "nope.tar.gz"))
     bucket = new_bucket(s3)
     with pytest.raises(mb.ArchiveReadError, match="no archive"):
-        await mb.restore(mb.S3Archive(s3=s3_config_for(s3), bucket=bucket, key="nope.tar.gz"))
+        await mb.restore(mb.S3Archive(s3=s3.config(), bucket=bucket, key="nope.tar.gz"))
 
 
 # --- 5. overwrite policies ------------------------------------------------------------
@@ -679,7 +674,7 @@ async def test_overwrite_policy(
     else:
         bucket = new_bucket(s3)
         put_objects(s3, bucket, existing)
-        storage = mb.S3Storage(s3=s3_config_for(s3), bucket=bucket)
+        storage = s3.storage(bucket)
 
     result = await mb.restore(archive, storage=storage, options=mb.RestoreOptions(overwrite=policy))
 
@@ -728,7 +723,7 @@ async def test_failed_restore_with_always_keeps_what_was_there(
     else:
         bucket = new_bucket(s3)
         put_objects(s3, bucket, existing)
-        storage = mb.S3Storage(s3=s3_config_for(s3), bucket=bucket)
+        storage = s3.storage(bucket)
 
     with pytest.raises(mb.ChecksumError):
         await mb.restore(
@@ -780,7 +775,7 @@ def big_archive(
     anyio.run(
         functools.partial(
             mb.backup,
-            mb.S3Archive(s3=s3_config_for(s3), bucket=bucket, key="big.tar.gz"),
+            mb.S3Archive(s3=s3.config(), bucket=bucket, key="big.tar.gz"),
             storage=mb.DirectoryStorage(path=root),
             options=mb.BackupOptions(codec=mb.Codec.GZIP),
         )
@@ -799,7 +794,9 @@ async def test_download_resumes_after_a_cut_connection(
     bucket, files = big_archive
     async with cutting_proxy(s3.ports["s3"], CUT_AFTER) as proxy:
         result = await mb.restore(
-            mb.S3Archive(s3=s3_config_for(s3, proxy.endpoint_url), bucket=bucket, key="big.tar.gz"),
+            mb.S3Archive(
+                s3=s3.config(endpoint_url=proxy.endpoint_url), bucket=bucket, key="big.tar.gz"
+            ),
             storage=mb.DirectoryStorage(path=tmp_path / "files"),
         )
     assert proxy.cuts == 1
@@ -830,7 +827,7 @@ async def test_download_of_an_object_replaced_meanwhile_fails(
     async with cutting_proxy(s3.ports["s3"], CUT_AFTER, on_cut=replace) as proxy:
         with pytest.raises(mb.ArchiveReadError, match="changed while it was downloaded"):
             await mb.restore(
-                mb.S3Archive(s3=s3_config_for(s3, proxy.endpoint_url), bucket=bucket, key=key),
+                mb.S3Archive(s3=s3.config(endpoint_url=proxy.endpoint_url), bucket=bucket, key=key),
                 storage=mb.DirectoryStorage(path=tmp_path / "files"),
             )
     assert proxy.cuts == 1
@@ -847,7 +844,7 @@ async def test_download_cut_without_resumes_fails(
         with pytest.raises(mb.ArchiveReadError, match=r"big\.tar\.gz"):
             await mb.restore(
                 mb.S3Archive(
-                    s3=s3_config_for(s3, proxy.endpoint_url),
+                    s3=s3.config(endpoint_url=proxy.endpoint_url),
                     bucket=bucket,
                     key="big.tar.gz",
                     max_resumes=0,
@@ -876,7 +873,7 @@ async def test_dry_run_writes_nothing_but_reports_conflicts(
 
     result = await mb.restore(
         archive,
-        database=pg_config_for(pg, target_db),
+        database=pg.config(target_db),
         storage=mb.DirectoryStorage(path=root),
         options=mb.RestoreOptions(dry_run=True, create_database=True),
     )
@@ -893,7 +890,7 @@ async def test_dry_run_writes_nothing_but_reports_conflicts(
     put_objects(s3, bucket, existing)
     result = await mb.restore(
         archive,
-        storage=mb.S3Storage(s3=s3_config_for(s3), bucket=bucket),
+        storage=s3.storage(bucket),
         options=mb.RestoreOptions(dry_run=True, overwrite=mb.Overwrite.SKIP),
     )
     assert sorted(result.objects_skipped) == sorted(existing)
@@ -903,9 +900,7 @@ async def test_dry_run_writes_nothing_but_reports_conflicts(
     # Dry runs check the database target too: one with tables is still refused.
     busy = databases.create(template=sample.database)
     with pytest.raises(mb.TargetNotEmptyError):
-        await mb.restore(
-            archive, database=pg_config_for(pg, busy), options=mb.RestoreOptions(dry_run=True)
-        )
+        await mb.restore(archive, database=pg.config(busy), options=mb.RestoreOptions(dry_run=True))
 
 
 # --- 9. cancellation ------------------------------------------------------------------
@@ -957,7 +952,7 @@ async def test_cancelled_restore_leaves_nothing(
 
             await mb.restore(
                 archive,
-                database=pg_config_for(pg, target),
+                database=pg.config(target),
                 storage=mb.DirectoryStorage(path=tmp_path / "files"),
                 options=mb.RestoreOptions(create_database=create, progress_interval=0),
                 progress=on_progress,

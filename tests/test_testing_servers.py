@@ -7,6 +7,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,13 @@ from typing import Any
 import botocore.config
 import botocore.exceptions
 import botocore.session
+import pydantic
 import pytest
+from conftest import Databases, unique_name
+from helpers_archive import bucket_objects, put_objects
 
+import monetr_backup as mb
+import monetr_backup.testing
 from monetr_backup.testing import (
     PG_DSN_ENV_VAR,
     CommandError,
@@ -171,3 +177,117 @@ def test_seed_storage_dir(tmp_path: Path) -> None:
         while parent != root:
             assert stat.S_IMODE(parent.stat().st_mode) == 0o700
             parent = parent.parent
+
+
+# --- the library's settings for the servers --------------------------------------------
+
+
+def test_postgres_config_has_the_servers_settings(pg: PostgresServer) -> None:
+    config = pg.config("monetr")
+    assert (config.host, config.port, config.user, config.database) == (
+        pg.host,
+        pg.port,
+        pg.user,
+        "monetr",
+    )
+    password = config.password.get_secret_value() if config.password else None
+    assert password == (pg.password or None)
+    assert config.sslmode == pg.sslmode
+    assert config.bin_dir is not None
+    assert (config.bin_dir / "pg_dump").exists()
+
+    changed = pg.config("other", password="wrong", connect_timeout=1)
+    assert changed.password is not None
+    assert changed.password.get_secret_value() == "wrong"
+    assert (changed.database, changed.connect_timeout, changed.port) == ("other", 1, pg.port)
+    with pytest.raises(pydantic.ValidationError, match="databse"):
+        pg.config("monetr", databse="typo")
+
+
+def test_postgres_config_without_a_password_or_a_running_server() -> None:
+    server = PostgresServer.from_dsn("postgresql://reader@db.example:6543/x?sslmode=require")
+    config = server.config("monetr")
+    assert config.password is None
+    assert (config.host, config.port, config.user, config.sslmode) == (
+        "db.example",
+        6543,
+        "reader",
+        "require",
+    )
+    with pytest.raises(RuntimeError, match="not running"):
+        TemporaryPostgres().config("monetr")
+
+
+def test_s3_config_and_storage_have_the_servers_settings(s3: TemporarySeaweedS3) -> None:
+    config = s3.config()
+    assert (config.endpoint_url, config.region, config.access_key) == (
+        s3.endpoint_url,
+        s3.region,
+        s3.access_key,
+    )
+    assert config.secret_key is not None
+    assert config.secret_key.get_secret_value() == s3.secret_key
+    assert config.force_path_style is True
+    assert s3.config(endpoint_url="http://127.0.0.1:1").endpoint_url == "http://127.0.0.1:1"
+
+    storage = s3.storage("files", prefix="data/", prefetch_objects=4)
+    assert (storage.s3, storage.bucket, storage.prefix) == (config, "files", "data/")
+    assert storage.prefetch_objects == 4
+    assert s3.storage("files").prefix == ""
+    with pytest.raises(RuntimeError, match="not running"):
+        TemporarySeaweedS3().config()
+
+
+@pytest.mark.anyio
+async def test_backup_verify_restore_with_the_servers_settings(
+    pg: PostgresServer, s3: TemporarySeaweedS3, databases: Databases, tmp_path: Path
+) -> None:
+    """What .config() and .storage() return works as every kind of location the library
+    takes: database source and target, storage source and target, archive in a bucket."""
+    source_db, target_db = databases.create(seed=True), databases.create()
+    files = seed_storage_dir(tmp_path / "storage", count=5)
+    storage_bucket, archive_bucket, target_bucket = (
+        unique_name(kind) for kind in ("storage", "archive", "target")
+    )
+    for name in (storage_bucket, archive_bucket, target_bucket):
+        s3.create_bucket(name)
+    # Outside the prefix, so it must stay out of the archive.
+    put_objects(s3, storage_bucket, {**files, "other/skipped": b"x"})
+
+    manifest = await mb.backup(
+        mb.S3Archive(s3=s3.config(), bucket=archive_bucket, key="a.tar.gz"),
+        database=pg.config(source_db),
+        storage=s3.storage(storage_bucket, prefix="data/"),
+    )
+    assert manifest.object_count == len(files)
+
+    archive = mb.S3Archive(s3=s3.config(), bucket=archive_bucket, key="a.tar.gz")
+    report = await mb.verify(archive)
+    assert report.ok, report.problems
+
+    await mb.restore(
+        archive, database=pg.config(target_db), storage=s3.storage(target_bucket, prefix="copy/")
+    )
+    assert pg.pg_dump_text(target_db, restrict_key="k") == pg.pg_dump_text(
+        source_db, restrict_key="k"
+    )
+    assert bucket_objects(s3, target_bucket) == {f"copy/{key}": data for key, data in files.items()}
+
+
+# --- the package -----------------------------------------------------------------------
+
+
+def test_exports_show_the_public_module() -> None:
+    for name in monetr_backup.testing.__all__:
+        value = getattr(monetr_backup.testing, name)
+        if isinstance(value, type) or callable(value):
+            assert value.__module__ == "monetr_backup.testing", name
+    assert repr(TemporaryPostgres) == "<class 'monetr_backup.testing.TemporaryPostgres'>"
+
+
+def test_the_library_does_not_import_testing() -> None:
+    code = "import sys, monetr_backup; print('monetr_backup.testing' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "False\n"

@@ -22,7 +22,6 @@ from helpers_archive import (
     make_sample,
     member_names,
     regular,
-    s3_config_for,
     special,
     truncate_file,
 )
@@ -64,7 +63,7 @@ async def test_verify_and_inspect_from_s3(
     s3.client().put_object(
         Bucket=bucket, Key="x/a.tar.gz", Body=sample.archives[mb.DumpFormat.CUSTOM].read_bytes()
     )
-    source = mb.S3Archive(s3=s3_config_for(s3), bucket=bucket, key="x/a.tar.gz")
+    source = mb.S3Archive(s3=s3.config(), bucket=bucket, key="x/a.tar.gz")
     report = await mb.verify(source)
     assert report.ok
     assert report.members_checked == sample.manifests[mb.DumpFormat.CUSTOM].member_count + 1
