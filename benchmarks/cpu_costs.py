@@ -1,18 +1,5 @@
 #!/usr/bin/env python3
-"""CPU cost per GB of dump of each per-byte stage a backup can run, on one core.
-
-On a 2-core machine a backup is CPU-bound (see RESULTS.md), so what each stage costs
-per byte decides the defaults: the gzip level, the upload checksum. This measures them
-on a real monetr-like ``pg_dump -Fc -Z0`` output, fed in 1 MiB chunks as the pipeline
-does::
-
-    python benchmarks/cpu_costs.py                  # generates a ~256 MiB dump first
-    python benchmarks/cpu_costs.py --dump FILE      # an existing pg_dump -Fc -Z0 file
-
-Each stage runs ``--rounds`` times (median); the table gives MB/s of input, seconds of
-one core per GB of dump (for the upload checksums: of the archive the default codec
-makes of a GB of dump, what they really hash), and the output ratio for codecs.
-"""
+"""A monetr-like dump -> the CPU seconds per GB of each per-byte stage a backup can run."""
 
 from __future__ import annotations
 
@@ -35,11 +22,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import _data  # noqa: E402
+from harness.data import create_database  # noqa: E402
+from harness.settings import MIB  # noqa: E402
 
 from monetr_backup.testing import TemporaryPostgres  # noqa: E402
 
-MIB = 1024 * 1024
 CHUNK = MIB
 #: The stage whose output ratio sizes the archive the upload checksums run over.
 DEFAULT_CODEC = "gzip, ISA-L level 2 (default)"
@@ -98,7 +85,7 @@ def generated_dump(work: Path, mib: float) -> Path:
     path = work / "cpu-costs.dump"
     with TemporaryPostgres() as pg:
         print(f"generating a ~{mib:g} MiB database ...", flush=True)
-        _data.create_database(pg, "monetr", mib)
+        create_database(pg, "monetr", mib)
         env = pg.env("monetr")
         subprocess.run(
             [str(pg.bin_dir / "pg_dump"), "-Fc", "-Z0", "-f", str(path)], env=env, check=True
@@ -107,7 +94,23 @@ def generated_dump(work: Path, mib: float) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """Time each stage on one core over the dump and print the table.
+
+    On a 2-core machine a backup is CPU-bound (see RESULTS.md), so what each stage costs
+    per byte decides the defaults: the gzip level, the upload checksum. The input is a
+    real monetr-like ``pg_dump -Fc -Z0`` output, fed in 1 MiB chunks as the pipeline
+    does::
+
+        python benchmarks/cpu_costs.py                  # generates a ~256 MiB dump first
+        python benchmarks/cpu_costs.py --dump FILE      # an existing pg_dump -Fc -Z0 file
+
+    Each stage runs ``--rounds`` times (median); the table gives MB/s of input, seconds
+    of one core per GB of dump (for the upload checksums: of the archive the default
+    codec makes of a GB of dump, what they really hash), and the output ratio for codecs.
+    """
+    parser = argparse.ArgumentParser(
+        description="CPU cost per GB of dump of each per-byte stage a backup can run, on one core."
+    )
     parser.add_argument("--dump", type=Path, help="a pg_dump -Fc -Z0 file (default: generate)")
     parser.add_argument("--dump-mib", type=float, default=256, help="size to generate")
     parser.add_argument("--rounds", type=int, default=3)

@@ -1,18 +1,4 @@
-"""Benchmark data: a monetr-like database of a given dump size, and a bucket of objects.
-
-The database starts from :func:`monetr_backup.testing.seed_monetr_like` (the schema,
-enums, foreign keys and a few hand-written rows), then grows server-side with
-``generate_series``: bank accounts, spending and, for nearly all of the bytes,
-transactions with ULID-like ids (a time prefix and a random tail), timestamps, amounts,
-unicode merchant names, card-terminal strings and categories. The dump compresses about
-like real data, at any size (measured: gzip -6 ~4.0x, ISA-L level 1 ~3.3x and level 2
-~3.5x, zlib level 1 ~3.2x), not 100x.
-
-The transactions table is loaded without its indexes and foreign keys, by two psql
-sessions in parallel, and they are added back afterwards (one index build and one
-validation query each, instead of per-row work), then ``VACUUM (FREEZE, ANALYZE)`` sets
-hint bits so that the first ``pg_dump`` does not write to the heap.
-"""
+"""A dump size and an object count -> a monetr-like database and a bucket of objects."""
 
 from __future__ import annotations
 
@@ -25,13 +11,14 @@ from typing import Any
 
 from monetr_backup.testing import PostgresServer, seed_monetr_like
 
+from .settings import MIB
+
 __all__ = ["DUMP_BYTES_PER_ROW", "create_database", "upload_objects"]
 
 #: ``pg_dump -Fc -Z0`` bytes per generated transaction row (measured).
 DUMP_BYTES_PER_ROW = 256
 BANK_ACCOUNTS = 60
 SPENDING = 600
-_MIB = 1024 * 1024
 
 _MERCHANTS = [
     ("Starbucks", "Starbucks"),
@@ -188,9 +175,21 @@ VACUUM (FREEZE, ANALYZE);
 def create_database(pg: PostgresServer, name: str, dump_mib: float, *, sessions: int = 2) -> int:
     """Create database ``name`` whose ``pg_dump -Fc -Z0`` is about ``dump_mib`` MiB.
 
-    Returns the number of generated transaction rows.
+    It starts from :func:`monetr_backup.testing.seed_monetr_like` (the schema, enums,
+    foreign keys and a few hand-written rows), then grows server-side with
+    ``generate_series``: bank accounts, spending and, for nearly all of the bytes,
+    transactions with ULID-like ids (a time prefix and a random tail), timestamps,
+    amounts, unicode merchant names, card-terminal strings and categories. The dump
+    compresses about like real data, at any size (measured: gzip -6 ~4.0x, ISA-L level 1
+    ~3.3x and level 2 ~3.5x, zlib level 1 ~3.2x), not 100x.
+
+    The transactions table is loaded without its indexes and foreign keys, by
+    ``sessions`` psql sessions in parallel, and they are added back afterwards (one index
+    build and one validation query each, instead of per-row work), then
+    ``VACUUM (FREEZE, ANALYZE)`` sets hint bits so that the first ``pg_dump`` does not
+    write to the heap. Returns the number of generated transaction rows.
     """
-    rows = max(1000, int(dump_mib * _MIB / DUMP_BYTES_PER_ROW))
+    rows = max(1000, int(dump_mib * MIB / DUMP_BYTES_PER_ROW))
     # A self-hosted instance: a few households' bank accounts and budgets, however many
     # years of transactions. Fixed counts keep the compression ratio independent of the
     # size (gzip -6 ~4x, ISA-L level 2 ~3.5x, like the issue's measurements).

@@ -1,23 +1,4 @@
-"""Our contenders, each in a process of its own (started by run.py under /usr/bin/time).
-
-Running the library in a subprocess, like ``aws`` in the shell baselines, means CPU
-time (this process plus its pg_dump/pg_restore children) and peak RSS are measured
-the same way for every contender. Prints one JSON line on stdout::
-
-    python benchmarks/_ours.py backup  --spec SPEC --key KEY [--database DB] [--storage-bucket B]
-    python benchmarks/_ours.py restore --spec SPEC --key KEY --database DB
-    python benchmarks/_ours.py objects --spec SPEC --bucket B --mode source|backup
-
-``SPEC`` is a JSON file (mode 0600) written by run.py: ``{"pg": {host, port, user,
-password, database}, "s3": {endpoint, access_key, secret_key, region}}``.
-``--endpoint`` replaces the S3 endpoint (the latency proxy).
-
-The JSON holds ``elapsed`` (seconds inside this process, from just before the library
-call to just after: no interpreter start-up or imports), ``write_bytes`` (bytes this
-process caused to be written to disk during the call, from /proc/self/io; pg_dump and
-pg_restore are separate processes and not included), the process's own
-``maxrss_kib`` and the operation's counters.
-"""
+"""Arguments and the spec file -> one of our operations, run once -> one JSON line."""
 
 from __future__ import annotations
 
@@ -25,15 +6,20 @@ import argparse
 import json
 import os
 import resource
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
-from pydantic import SecretStr
 
 import monetr_backup as mb
+
+# Run as a script: the packages are in benchmarks/, this file's parent folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.spec import postgres_config, s3_config
 
 
 def _proc_io() -> dict[str, int]:
@@ -46,27 +32,6 @@ def _proc_io() -> dict[str, int]:
         name, _, value = line.partition(":")
         values[name.strip()] = int(value)
     return values
-
-
-def _pg(spec: dict[str, Any], database: str | None = None) -> mb.PostgresConfig:
-    pg = spec["pg"]
-    return mb.PostgresConfig(
-        host=pg["host"],
-        port=pg["port"],
-        user=pg["user"],
-        password=SecretStr(pg["password"]),
-        database=database or pg["database"],
-    )
-
-
-def _s3(spec: dict[str, Any], endpoint: str | None) -> mb.S3Config:
-    s3 = spec["s3"]
-    return mb.S3Config(
-        endpoint_url=endpoint or s3["endpoint"],
-        region=s3["region"],
-        access_key=s3["access_key"],
-        secret_key=SecretStr(s3["secret_key"]),
-    )
 
 
 class NullSink:
@@ -86,13 +51,13 @@ class NullSink:
 
 
 async def run_backup(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
-    s3 = _s3(spec, args.endpoint)
+    s3 = s3_config(spec, args.endpoint)
     storage = None
     if args.storage_bucket:
         storage = mb.S3Storage(s3=s3, bucket=args.storage_bucket)
     manifest = await mb.backup(
         mb.S3Destination(s3=s3, bucket=spec["bucket"], key=args.key),
-        database=_pg(spec, args.database),
+        database=postgres_config(spec, args.database),
         storage=storage,
     )
     return {
@@ -105,14 +70,14 @@ async def run_backup(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
 
 async def run_restore(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
     result = await mb.restore(
-        mb.S3Archive(s3=_s3(spec, args.endpoint), bucket=spec["bucket"], key=args.key),
-        database=_pg(spec, args.database),
+        mb.S3Archive(s3=s3_config(spec, args.endpoint), bucket=spec["bucket"], key=args.key),
+        database=postgres_config(spec, args.database),
     )
     return {"dump_bytes": result.dump_bytes, "members": result.manifest.member_count}
 
 
 async def run_objects(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
-    s3 = _s3(spec, args.endpoint)
+    s3 = s3_config(spec, args.endpoint)
     if args.mode == "backup":
         # The whole storage path of backup(): source, manifest hashing, tar; no codec.
         sink = NullSink()
@@ -152,6 +117,23 @@ RUNNERS = {"backup": run_backup, "restore": run_restore, "objects": run_objects}
 
 
 def main() -> None:
+    """Run the operation the arguments name and print what it measured as one JSON line.
+
+    Running the library in a process of its own, like ``aws`` in the shell baselines,
+    means its CPU time (this process plus its pg_dump/pg_restore children) and peak RSS
+    are measured the same way as every other contender's::
+
+        ours_process.py backup  --spec SPEC --key KEY [--database DB] [--storage-bucket B]
+        ours_process.py restore --spec SPEC --key KEY --database DB
+        ours_process.py objects --spec SPEC --bucket B --mode source|backup
+
+    ``SPEC`` is the file :func:`harness.spec.write_spec` wrote; ``--endpoint`` replaces
+    its S3 endpoint (the latency proxy). The JSON holds ``elapsed`` (seconds inside this
+    process, from just before the library call to just after: no interpreter start-up or
+    imports), ``write_bytes`` (bytes this process caused to be written to disk during the
+    call, from /proc/self/io; pg_dump and pg_restore are separate processes and not
+    included), the process's own ``maxrss_kib`` and the operation's counters.
+    """
     parser = argparse.ArgumentParser(description="run one of our contenders, print JSON")
     parser.add_argument("operation", choices=sorted(RUNNERS))
     parser.add_argument("--spec", type=Path, required=True)

@@ -1,30 +1,16 @@
-"""A loopback TCP proxy that adds a fixed delay to every HTTP request it forwards.
-
-Stands in for the round trip to a real S3 endpoint: on loopback a GET costs about a
-millisecond, so a client that fetches objects one after another looks as fast as one
-that overlaps its requests. Through this proxy each request waits ``delay`` seconds
-before it reaches the server, which is what a sequential client pays per request on a
-real network (~20 ms to S3), and what concurrency can hide.
-
-A "request" is the first bytes the client sends after the server last sent something
-on that connection (or after connecting), which is exactly the start of each request
-on an HTTP/1.1 keep-alive connection. A request body that follows a ``100 Continue``
-is delayed again: that is one more round trip on a real network too.
-
-Listens on 127.0.0.1 only and stops by itself after ``--max-seconds``::
-
-    python benchmarks/latency_proxy.py --target 127.0.0.1:8333 --delay-ms 20
-    # prints "listening 127.0.0.1:<port>" once it accepts connections
-"""
+"""HTTP requests on 127.0.0.1 -> the same requests to S3, each a fixed delay later."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-__all__ = ["serve"]
+__all__ = ["running", "serve"]
 
 READ_SIZE = 256 * 1024
 
@@ -85,7 +71,20 @@ async def _handle(
 async def serve(
     target: tuple[str, int], delay: float, *, port: int = 0, max_seconds: float = 4 * 3600
 ) -> None:
-    """Proxy 127.0.0.1:``port`` to ``target`` with ``delay`` per request, for ``max_seconds``."""
+    """Proxy 127.0.0.1:``port`` to ``target`` with ``delay`` per request, for ``max_seconds``.
+
+    Stands in for the round trip to a real S3 endpoint: on loopback a GET costs about a
+    millisecond, so a client that fetches objects one after another looks as fast as one
+    that overlaps its requests. Here each request waits ``delay`` seconds before it
+    reaches the server, which is what a sequential client pays per request on a real
+    network (~20 ms to S3), and what concurrency can hide.
+
+    A "request" is the first bytes the client sends after the server last sent something
+    on that connection (or after connecting), which is exactly the start of each request
+    on an HTTP/1.1 keep-alive connection. A request body that follows a ``100 Continue``
+    is delayed again: that is one more round trip on a real network too. Prints
+    ``listening 127.0.0.1:<port>`` once it accepts connections.
+    """
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _handle(reader, writer, target, delay)
@@ -98,7 +97,41 @@ async def serve(
             await asyncio.wait_for(server.serve_forever(), timeout=max_seconds)
 
 
+@contextlib.contextmanager
+def running(target: str, delay_ms: float, env: dict[str, str]) -> Iterator[str]:
+    """This module as a process of its own in front of ``target``: yields its endpoint URL."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--target",
+            target,
+            "--delay-ms",
+            str(delay_ms),
+            "--max-seconds",
+            str(6 * 3600),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("listening "):
+            raise RuntimeError(f"latency proxy did not start: {line!r}")
+        yield "http://" + line.split()[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main(argv: list[str] | None = None) -> None:
+    """``python benchmarks/harness/latency_proxy.py --target 127.0.0.1:8333 --delay-ms 20``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", required=True, help="HOST:PORT to forward to (loopback)")
     parser.add_argument("--delay-ms", type=float, default=20.0)

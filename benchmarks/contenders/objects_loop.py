@@ -1,12 +1,4 @@
-"""The storage baseline: list a bucket and GET each object in turn into a tar stream.
-
-What a user would write with the stock botocore client (default configuration apart
-from path-style addressing): one request at a time, each body streamed into
-``tarfile`` (stream mode) on /dev/null. Runs in its own process, like our contenders,
-and prints one JSON line::
-
-    python benchmarks/_baseline_objects.py --spec SPEC --bucket B [--endpoint URL]
-"""
+"""A bucket -> each object GET in turn with stock botocore -> a tar stream on /dev/null."""
 
 from __future__ import annotations
 
@@ -14,6 +6,7 @@ import argparse
 import json
 import os
 import resource
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -23,7 +16,29 @@ import botocore.config
 import botocore.session
 
 
+def command(prefix: list[str], spec: Path, bucket: str, endpoint: str | None) -> list[str]:
+    """This module as the process after ``prefix``, through ``endpoint`` if given."""
+    extra = ["--endpoint", endpoint] if endpoint else []
+    return [
+        *prefix,
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--spec",
+        str(spec),
+        "--bucket",
+        bucket,
+        *extra,
+    ]
+
+
 def main() -> None:
+    """List the bucket, GET each object into the tar stream, print one JSON line.
+
+    What a user would write with the stock botocore client (default configuration apart
+    from path-style addressing): one request at a time, each body streamed into
+    ``tarfile`` (stream mode) on /dev/null. It runs in a process of its own, like our
+    contenders, and reads the S3 server from the spec file :mod:`harness.spec` wrote.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", type=Path, required=True)
     parser.add_argument("--bucket", required=True)

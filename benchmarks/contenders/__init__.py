@@ -1,0 +1,1 @@
+"""How each contender runs: ours, pg_dump/pg_restore, awscli pipelines, the object loop."""

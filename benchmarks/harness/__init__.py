@@ -1,0 +1,1 @@
+"""Settings, servers and data -> measured, interleaved runs -> tables of medians."""
