@@ -47,7 +47,7 @@ def main() -> None:
     s3: dict[str, Any] = json.loads(args.spec.read_text())["s3"]
     client: Any = botocore.session.get_session().create_client(
         "s3",
-        endpoint_url=args.endpoint or s3["endpoint"],
+        endpoint_url=args.endpoint or s3["endpoint_url"],
         region_name=s3["region"],
         aws_access_key_id=s3["access_key"],
         aws_secret_access_key=s3["secret_key"],

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 import monetr_backup as mb
+from monetr_backup import stages
 
 # Run as a script: the packages are in benchmarks/, this file's parent folder.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -56,7 +57,7 @@ async def run_backup(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
     if args.storage_bucket:
         storage = mb.S3Storage(s3=s3, bucket=args.storage_bucket)
     manifest = await mb.backup(
-        mb.S3Destination(s3=s3, bucket=spec["bucket"], key=args.key),
+        mb.S3Archive(s3=s3, bucket=spec["bucket"], key=args.key),
         database=postgres_config(spec, args.database),
         storage=storage,
     )
@@ -96,18 +97,18 @@ async def run_objects(args: argparse.Namespace, spec: dict[str, Any]) -> dict[st
     size = 0
     tar_bytes = 0
 
-    async def counted(members: AsyncIterator[mb.Member]) -> AsyncIterator[mb.Member]:
+    async def counted(members: AsyncIterator[stages.Member]) -> AsyncIterator[stages.Member]:
         nonlocal count, size
         async for member in members:
             count += 1
             size += member.size
             yield member
 
-    async with mb.open_s3_client(s3) as client:
-        source = mb.s3_objects(client, args.bucket, "", skipped)
+    async with stages.open_s3_client(s3) as client:
+        source = stages.s3_objects(client, args.bucket, "", skipped)
         # Writes to /dev/null never block.
         with open(os.devnull, "wb") as out:  # noqa: ASYNC230
-            async for chunk in mb.encode_tar(counted(source)):
+            async for chunk in stages.encode_tar(counted(source)):
                 out.write(chunk)
                 tar_bytes += len(chunk)
     return {"objects": count, "object_bytes": size, "tar_bytes": tar_bytes}

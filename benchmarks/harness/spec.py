@@ -1,4 +1,4 @@
-"""The servers -> a spec file (mode 0600) -> the PostgresConfig and S3Config our processes use."""
+"""The servers' config objects -> a spec file (mode 0600) -> the same objects in our processes."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr
-
 import monetr_backup as mb
 
 if TYPE_CHECKING:
     from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
 __all__ = ["postgres_config", "s3_config", "write_spec"]
+
+
+def _revealed(config: mb.PostgresConfig | mb.S3Config, secret: str) -> dict[str, Any]:
+    """``config`` as JSON values, with its secret in clear (the spec file is 0600)."""
+    values = config.model_dump(mode="json")
+    hidden = getattr(config, secret)
+    values[secret] = hidden.get_secret_value() if hidden is not None else None
+    return values
 
 
 def write_spec(
@@ -28,19 +34,9 @@ def write_spec(
     path.write_text(
         json.dumps(
             {
-                "pg": {
-                    "host": pg.host,
-                    "port": pg.port,
-                    "user": pg.user,
-                    "password": pg.password,
-                    "database": database,
-                },
-                "s3": {
-                    "endpoint": s3.endpoint_url,
-                    "access_key": s3.access_key,
-                    "secret_key": s3.secret_key,
-                    "region": s3.region,
-                },
+                "pg": _revealed(pg.config(database), "password"),
+                # Plain JSON values: the baseline loop reads them without the library.
+                "s3": _revealed(s3.config(), "secret_key"),
                 "bucket": bucket,
             }
         )
@@ -49,22 +45,11 @@ def write_spec(
 
 def postgres_config(spec: dict[str, Any], database: str | None = None) -> mb.PostgresConfig:
     """The spec's server, with ``database`` instead of the spec's if given."""
-    pg = spec["pg"]
-    return mb.PostgresConfig(
-        host=pg["host"],
-        port=pg["port"],
-        user=pg["user"],
-        password=SecretStr(pg["password"]),
-        database=database or pg["database"],
-    )
+    config = mb.PostgresConfig.model_validate(spec["pg"])
+    return config.model_copy(update={"database": database}) if database else config
 
 
 def s3_config(spec: dict[str, Any], endpoint: str | None = None) -> mb.S3Config:
     """The spec's S3 server, reached through ``endpoint`` (the latency proxy) if given."""
-    s3 = spec["s3"]
-    return mb.S3Config(
-        endpoint_url=endpoint or s3["endpoint"],
-        region=s3["region"],
-        access_key=s3["access_key"],
-        secret_key=SecretStr(s3["secret_key"]),
-    )
+    config = mb.S3Config.model_validate(spec["s3"])
+    return config.model_copy(update={"endpoint_url": endpoint}) if endpoint else config
