@@ -193,6 +193,22 @@ def build_tar(members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
 # --- snapshots of the targets --------------------------------------------------------
 
 
+def snapshot(root: Path) -> dict[str, tuple[str, int, bytes]]:
+    """Everything under ``root``, folders included: path -> (kind, mode, content).
+
+    :func:`tree` sees files only; "as it was" also means no folder appeared or went.
+    """
+    found: dict[str, tuple[str, int, bytes]] = {}
+    if not root.exists():
+        return found
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        kind = "dir" if stat.S_ISDIR(info.st_mode) else "file"
+        content = path.read_bytes() if kind == "file" else b""
+        found[path.relative_to(root).as_posix()] = (kind, stat.S_IMODE(info.st_mode), content)
+    return found
+
+
 def tree(root: Path) -> dict[str, bytes]:
     """Every regular file under ``root`` (relative POSIX path -> content).
 

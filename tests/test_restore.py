@@ -39,6 +39,7 @@ from helpers_archive import (
     partial_files,
     put_objects,
     regular,
+    snapshot,
     special,
     tree,
     truncate_file,
@@ -418,6 +419,12 @@ async def test_changed_storage_object_is_caught_by_the_manifest(
     with pytest.raises(mb.ChecksumError, match="manifest") as caught:
         await restore_into_new(pg, path, target, tmp_path / "files")
     assert caught.value.member == damaged
+    # The member is named once, in front, not again inside the message.
+    assert str(caught.value).count(damaged) == 1
+    assert (
+        str(caught.value)
+        == f"{damaged}: does not match the manifest: SHA-256 differs from the manifest"
+    )
     assert not database_exists(pg, target)
     assert tree(tmp_path / "files") == {}
     assert partial_files(tmp_path / "files") == []
@@ -429,6 +436,31 @@ async def test_changed_storage_object_is_caught_by_the_manifest(
             storage=s3.storage(bucket),
         )
     assert bucket_objects(s3, bucket) == {}
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["existing-dir", "new-dir"])
+async def test_failed_restore_leaves_the_directory_exactly_as_it_was(
+    existing: bool, sample: Sample, tmp_path: Path
+) -> None:
+    """A storage member damaged (valid gzip around it): the restore fails at the manifest
+    check, and the directory is as before, folders included: none of the objects' folders
+    was created, no staging folder is left, and a directory the restore made is gone."""
+    path = copy_archive(sample, mb.DumpFormat.CUSTOM, tmp_path)
+    key = max(sample.files, key=lambda k: len(sample.files[k]))
+    damaged = next(name for name in member_names(path) if name.endswith("/storage/" + key))
+    flip_member_byte(path, damaged, index=7)
+    root = tmp_path / "files"
+    if existing:
+        (root / "data" / "kept").mkdir(parents=True, mode=0o755)
+        (root / "data" / "kept" / "note.txt").write_bytes(b"was here")
+        (root / "empty").mkdir(mode=0o700)
+    before = snapshot(root)
+
+    with pytest.raises(mb.ChecksumError):
+        await mb.restore(mb.FileArchive(path=path), storage=mb.DirectoryStorage(path=root))
+
+    assert snapshot(root) == before
+    assert root.exists() == existing
 
 
 def summary_json(parts: list[bytes], *, sha256: str | None = None) -> bytes:
