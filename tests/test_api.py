@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 from conftest import Env, Sources
@@ -16,10 +18,10 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("module", [mb, stages], ids=["monetr_backup", "stages"])
-def test_every_export_resolves_to_the_public_module(module: object) -> None:
+def test_every_export_resolves_to_the_public_module(module: ModuleType) -> None:
     """Each ``__all__`` name exists, has a docstring, and (classes and functions) reports
     the public module, so reprs and tracebacks never show a private path."""
-    names: list[str] = module.__all__  # type: ignore[attr-defined]
+    names: list[str] = module.__all__
     assert len(names) == len(set(names))
     for name in names:
         value = getattr(module, name)
@@ -46,17 +48,17 @@ BAD_ARCHIVES = [
 
 
 @pytest.mark.parametrize(("value", "given"), BAD_ARCHIVES)
-async def test_wrong_archive_type_is_a_clear_type_error(value: object, given: str) -> None:
+async def test_wrong_archive_type_is_a_clear_type_error(value: Any, given: str) -> None:
     """A storage location (or a bare path) handed to ``archive=`` names the parameter, the
     type given and the types accepted, before any connection or file is opened."""
     accepted = "archive must be FileArchive, S3Archive or an async iterable of bytes"
     for call in (mb.restore, mb.verify, mb.inspect):
         with pytest.raises(TypeError, match=f"^{accepted}, not {given}$"):
-            await call(value)  # type: ignore[operator]
+            await call(value)
     with pytest.raises(
         TypeError, match=f"^archive must be FileArchive, S3Archive or ArchiveSink, not {given}$"
     ):
-        await mb.backup(value, storage=mb.DirectoryStorage(path=Path("/nonexistent")))  # type: ignore[arg-type]
+        await mb.backup(value, storage=mb.DirectoryStorage(path=Path("/nonexistent")))
 
 
 async def test_wrong_storage_and_database_types_are_clear_type_errors(tmp_path: Path) -> None:
