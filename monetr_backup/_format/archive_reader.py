@@ -1,4 +1,4 @@
-"""Tar members -> checked archive contents (the reverse of ``_archive``).
+"""Tar members -> checked archive contents (the reverse of ``members``).
 
 :class:`ArchiveReader` walks a format v1 archive in order and refuses anything that
 does not fit: a member that is not a regular file, a name that could escape the top

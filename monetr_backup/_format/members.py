@@ -76,7 +76,7 @@ class Ledger:
 class DumpInput:
     """The dump side of an archive: its parts, and a check that pg_dump succeeded."""
 
-    #: The parts, already hashed (see :func:`~monetr_backup.open_pg_dump`).
+    #: The parts, already hashed (see :func:`~monetr_backup.stages.open_pg_dump`).
     parts: AsyncIterable[DumpPart]
     #: Awaited after the last part; raises if the dump did not complete.
     finished: Callable[[], Awaitable[None]]

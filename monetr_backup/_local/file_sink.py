@@ -1,8 +1,8 @@
 """Archive bytes -> a local file, all or nothing.
 
 Bytes go to a hidden temporary sibling (mode 0600: an archive holds password hashes);
-only a committed archive is fsynced and renamed into place, so a reader never sees a
-partial file at ``path`` and a failure leaves nothing behind.
+only a committed archive is fsynced and linked (or, replacing one, renamed) into place,
+so a reader never sees a partial file at ``path`` and a failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def _publish(temp: Path, path: Path, overwrite: bool) -> None:
 
 
 class FileSink:
-    """An :class:`~monetr_backup.ArchiveSink` writing a local file; see :func:`open_file_sink`."""
+    """An :class:`~monetr_backup.stages.ArchiveSink` writing a local file.
+
+    See :func:`open_file_sink`.
+    """
 
     def __init__(self, path: Path, temp: Path, file: AsyncBufferedIOBase, overwrite: bool) -> None:
         self.path = path
@@ -88,7 +91,9 @@ async def open_file_sink(path: Path | str, *, overwrite: bool = False) -> AsyncI
     """Write an archive to ``path``; the file appears only if :meth:`FileSink.commit` is called."""
     path = Path(path)
     if not overwrite and await anyio.to_thread.run_sync(path.exists):
-        raise ArchiveWriteError(f"{path} already exists (set overwrite=True to replace it)")
+        raise ArchiveWriteError(
+            f"{path} already exists (BackupOptions.replace_archive replaces it)"
+        )
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
     try:
         fd = await anyio.to_thread.run_sync(

@@ -1,9 +1,8 @@
 """Storage objects -> archive members: an S3 listing.
 
-Each object's size comes from the object as opened (``fstat``, or the GET response's
-Content-Length), never from a listing that may be stale. An object that disappears
-between listing and reading is skipped and recorded, not an error: monetr deletes
-processed uploads on its own schedule.
+Each object's size comes from the GET response's Content-Length, never from a listing
+that may be stale. An object that disappears between listing and reading is skipped and
+recorded, not an error: monetr deletes processed uploads on its own schedule.
 """
 
 from __future__ import annotations

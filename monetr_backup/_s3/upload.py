@@ -91,7 +91,10 @@ class _Part:
 
 
 class S3Upload:
-    """An :class:`~monetr_backup.ArchiveSink` writing one S3 object; see :func:`open_s3_upload`."""
+    """An :class:`~monetr_backup.stages.ArchiveSink` writing one S3 object.
+
+    See :func:`open_s3_upload`.
+    """
 
     def __init__(
         self,
@@ -200,7 +203,9 @@ class S3Upload:
             if is_not_found(exc):
                 return
             raise ArchiveWriteError(f"cannot check {self.url}: {describe_error(exc)}") from exc
-        raise ArchiveWriteError(f"{self.url} already exists (set overwrite=True to replace it)")
+        raise ArchiveWriteError(
+            f"{self.url} already exists (BackupOptions.replace_archive replaces it)"
+        )
 
     async def _enqueue(self, data: bytes) -> None:
         number = self._next_number
