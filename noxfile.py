@@ -1,4 +1,4 @@
-"""Development sessions: ``nox -s tests``, ``lint``, ``mypy``, ``demo``, ``benchmarks``."""
+"""Development sessions (``nox -s NAME``): tests, lint, mypy, demo, examples, benchmarks."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ nox.options.sessions = ["lint", "mypy", "tests"]
 
 PYTHON = "3.11"
 PG_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+EXAMPLES_DIR = Path(__file__).parent / "examples"
 
 
 def ensure_postgres(session: nox.Session) -> None:
@@ -57,6 +58,19 @@ def demo(session: nox.Session) -> None:
     ensure_postgres(session)
     session.install("-e", ".")
     session.run("python", "examples/demo.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def examples(session: nox.Session) -> None:
+    """Run every script in examples/ (each starts its own servers); any failing one fails."""
+    ensure_postgres(session)
+    session.install("-e", ".[test]")  # the test extra brings SeaweedFS for the S3 example
+    scripts = sorted(EXAMPLES_DIR.glob("*.py"))
+    if not scripts:
+        session.error(f"no examples found in {EXAMPLES_DIR}")
+    for script in scripts:
+        session.log(f"example {script.name}")
+        session.run("python", str(script))
 
 
 @nox.session(python=PYTHON)
