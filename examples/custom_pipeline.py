@@ -34,7 +34,6 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
-import asyncpg
 
 import monetr_backup as mb
 from monetr_backup import stages
@@ -313,27 +312,6 @@ async def one_call(config: mb.PostgresConfig, host: HostFiles, work: Path) -> No
 # --- part 2: the stages by hand ----------------------------------------------------------
 
 
-async def server_version(config: mb.PostgresConfig) -> str:
-    """``SHOW server_version``, which the dump summary records.
-
-    No public name reports it (``backup()`` asks during its own preflight), so a
-    pipeline of one's own asks the server itself. This sketch ignores the TLS settings.
-    """
-    password = config.password.get_secret_value() if config.password else None
-    conn = await asyncpg.connect(
-        host=config.host,
-        port=config.port,
-        user=config.user,
-        password=password,
-        database=config.database,
-        timeout=config.connect_timeout,
-    )
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
 async def write_with_stages(config: mb.PostgresConfig, host: HostFiles, path: Path) -> str:
     """pg_dump and the host files -> a zstd archive at ``path``; returns the dump's SHA-256."""
     created = datetime.now(UTC)
@@ -351,7 +329,6 @@ async def write_with_stages(config: mb.PostgresConfig, host: HostFiles, path: Pa
         storage="host files",
         codec=codec,
     )
-    version = await server_version(config)
     manifests: list[mb.Manifest] = []
     # Entered in this order, left in reverse: on any error the file sink deletes its
     # temporary file first, then pg_dump is killed.
@@ -359,16 +336,11 @@ async def write_with_stages(config: mb.PostgresConfig, host: HostFiles, path: Pa
         stages.open_pg_dump(config, dump_format, part_size=PART_SIZE) as pg_dump,
         stages.open_file_sink(path) as file_sink,
     ):
-        dump = stages.DumpInput(
-            parts=pg_dump.parts,
-            finished=pg_dump.wait,
-            sha256=lambda: pg_dump.sha256,
-            dump_format=dump_format,
-            part_size=PART_SIZE,
-            pg_dump_version=pg_dump.version,
-            server_version=version,
+        # A running pg_dump is a DumpSource as it is: archive_members checks it against
+        # the header (part size, format) before writing anything.
+        members = stages.archive_members(
+            header, pg_dump, host.members(), on_manifest=manifests.append
         )
-        members = stages.archive_members(header, dump, host.members(), on_manifest=manifests.append)
         sink = Sha256Sink(file_sink)
         async for chunk in stages.compress(stages.encode_tar(members), codec):
             await sink.write(chunk)

@@ -17,11 +17,12 @@ from ._config import BackupOptions, PostgresConfig
 from ._errors import BackupError, single_errors
 from ._format.compress import compress
 from ._format.documents import Header, Manifest, SkippedObject
-from ._format.members import DumpInput, archive_members
+from ._format.members import archive_members
 from ._format.tar_write import encode_tar
 from ._postgres.pg_dump import open_pg_dump
 from ._postgres.server import probe_server
 from ._progress import Phase, ProgressCallback, ProgressTracker
+from ._protocols import DumpSource
 from ._s3.client import S3Client
 from ._version import __version__
 
@@ -89,67 +90,66 @@ async def _backup(
     if server is not None and options.estimate_size:
         tracker.update(dump_bytes_estimate=server.database_size)
 
-    async with AsyncExitStack() as stack:
-        sink = await stack.enter_async_context(
-            _open.archive_sink(
-                archive, replace=options.replace_archive, tracker=tracker, s3_client=s3_client
+    # Unshielded until the point of no return, then shielded to the end.
+    with anyio.CancelScope() as done:
+        async with AsyncExitStack() as stack:
+            sink = await stack.enter_async_context(
+                _open.archive_sink(
+                    archive, replace=options.replace_archive, tracker=tracker, s3_client=s3_client
+                )
             )
-        )
-        objects = None
-        if storage is not None:
-            objects = await stack.enter_async_context(
-                _open.storage_source(storage, skipped, s3_client)
+            objects = None
+            if storage is not None:
+                objects = await stack.enter_async_context(
+                    _open.storage_source(storage, skipped, s3_client)
+                )
+            dump: DumpSource | None = None
+            if database is not None and server is not None:
+                # One part waits while the previous one is compressed and uploaded,
+                # so pg_dump keeps writing.
+                dump = await stack.enter_async_context(
+                    open_pg_dump(
+                        database,
+                        options.dump_format,
+                        part_size=options.dump_part_size,
+                        server=server,
+                    )
+                )
+            header = Header(
+                created_at=created,
+                library_version=__version__,
+                top_folder=f"monetr-backup-{created:%Y%m%dT%H%M%SZ}",
+                database=database.database if database is not None else None,
+                dump_format=options.dump_format if database is not None else None,
+                dump_part_size=options.dump_part_size,
+                storage=_open.storage_label(storage) if storage is not None else None,
+                codec=options.codec,
             )
-        dump: DumpInput | None = None
-        if database is not None and server is not None:
-            # One part waits while the previous one is compressed and uploaded,
-            # so pg_dump keeps writing.
-            process = await stack.enter_async_context(
-                open_pg_dump(database, options.dump_format, part_size=options.dump_part_size)
+            members = archive_members(
+                header,
+                dump,
+                objects,
+                skipped,
+                kms_provider=options.kms_provider,
+                progress=tracker,
+                on_manifest=manifests.append,
             )
-            dump = DumpInput(
-                parts=process.parts,
-                finished=process.wait,
-                sha256=lambda: process.sha256,
-                dump_format=options.dump_format,
-                part_size=options.dump_part_size,
-                pg_dump_version=process.version,
-                server_version=server.server_version,
-            )
-        header = Header(
-            created_at=created,
-            library_version=__version__,
-            top_folder=f"monetr-backup-{created:%Y%m%dT%H%M%SZ}",
-            database=database.database if database is not None else None,
-            dump_format=options.dump_format if database is not None else None,
-            dump_part_size=options.dump_part_size,
-            storage=_open.storage_label(storage) if storage is not None else None,
-            codec=options.codec,
-        )
-        members = archive_members(
-            header,
-            dump,
-            objects,
-            skipped,
-            kms_provider=options.kms_provider,
-            progress=tracker,
-            on_manifest=manifests.append,
-        )
-        try:
-            async for chunk in compress(encode_tar(members), options.codec, options.level):
-                await sink.write(chunk)
-                tracker.add(archive_bytes=len(chunk))
-            if not manifests:
-                # Only reachable if a stage swallowed an error: never commit such an archive.
-                raise BackupError("the archive ended before its manifest was written")
-            tracker.phase(Phase.COMMITTING)
-            # Shielded: a cancellation arriving mid-commit must not leave the caller told
-            # "cancelled" while the archive became visible anyway.
-            with anyio.CancelScope(shield=True):
+            try:
+                async for chunk in compress(encode_tar(members), options.codec, options.level):
+                    await sink.write(chunk)
+                    tracker.add(archive_bytes=len(chunk))
+                if not manifests:
+                    # Only reachable if a stage swallowed an error: never commit such an archive.
+                    raise BackupError("the archive ended before its manifest was written")
+                tracker.phase(Phase.COMMITTING)
+                # The point of no return. From here on, closing the stages included, all is
+                # shielded: a cancellation arriving now must not leave the caller told
+                # "cancelled" while the archive became visible anyway.
+                done.shield = True
                 await sink.commit()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await sink.abort()
-            raise
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await sink.abort()
+                raise
     tracker.phase(Phase.DONE)
     return manifests[0]

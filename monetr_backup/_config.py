@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from ._units import MIB
 
@@ -30,7 +31,19 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a value that fails validation must not be quoted back in the
+    # error's text, where a mistyped password would end up in a log.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+def _text(value: object) -> object:
+    # YAML and environment parsers hand a password of digits over as a number; it is
+    # still the password, not a type error that would quote it.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+#: A password or secret key: never printed, and numbers are taken as their digits.
+Secret = Annotated[SecretStr, BeforeValidator(_text)]
 
 
 class DumpFormat(StrEnum):
@@ -70,7 +83,7 @@ class PostgresConfig(_Model):
     host: str = "localhost"
     port: int = Field(5432, ge=1, le=65535)
     user: str = "postgres"
-    password: SecretStr | None = None
+    password: Secret | None = None
     database: str = "postgres"
     #: Passed to libpq as PGSSLMODE (``disable``, ``prefer``, ``require``, ``verify-full`` ...).
     sslmode: str | None = None
@@ -113,7 +126,7 @@ class S3Config(_Model):
     endpoint_url: str | None = None
     region: str = "us-east-1"
     access_key: str | None = None
-    secret_key: SecretStr | None = None
+    secret_key: Secret | None = None
     #: Path-style addressing (``endpoint/bucket/key``), needed by most self-hosted stores.
     force_path_style: bool = True
 

@@ -19,7 +19,7 @@ __all__ = ["DirectoryStorage", "FileArchive", "S3Archive", "S3Storage", "check_t
 
 
 class _Location(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class FileArchive(_Location):

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ._config import DumpFormat
 
 __all__ = [
     "ArchiveSink",
     "DatabaseTarget",
+    "DumpPart",
+    "DumpSource",
     "Member",
     "Outcome",
     "StorageTarget",
@@ -43,6 +48,55 @@ class Member:
     def from_chunks(cls, name: str, chunks: list[bytes], *, mtime: float = 0.0) -> Member:
         """A member whose content is in memory as a list of chunks (a dump part)."""
         return cls(name=name, size=sum(map(len, chunks)), chunks=_each(chunks), mtime=mtime)
+
+
+@dataclass(frozen=True, slots=True)
+class DumpPart:
+    """One part of the dump: its bytes as blocks, and their SHA-256."""
+
+    blocks: list[bytes]
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        """The part's length in bytes."""
+        return sum(map(len, self.blocks))
+
+
+@runtime_checkable
+class DumpSource(Protocol):
+    """A database dump as ``archive_members`` takes it (``open_pg_dump`` yields one).
+
+    ``parts`` are read to their end first; only then are ``wait`` (which raises if the
+    dump did not complete) and ``sha256`` (of the whole dump) asked for.
+    """
+
+    @property
+    def parts(self) -> AsyncIterable[DumpPart]:
+        """The dump in parts of exactly ``part_size`` bytes (the last may be shorter)."""
+
+    @property
+    def dump_format(self) -> DumpFormat:
+        """The pg_dump output format."""
+
+    @property
+    def part_size(self) -> int:
+        """The size of every part but the last."""
+
+    @property
+    def version(self) -> str:
+        """``pg_dump --version`` of the program that made the dump."""
+
+    @property
+    def server_version(self) -> str:
+        """The version of the server that was dumped."""
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the whole dump (once every part has been read)."""
+
+    async def wait(self) -> None:
+        """Return once the dump is known complete; raise if it is not."""
 
 
 async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:

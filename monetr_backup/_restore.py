@@ -95,44 +95,47 @@ async def _restore(
 ) -> RestoreResult:
     tracker = ProgressTracker(progress, options.progress_interval)
     tracker.phase(Phase.STARTING)
-    async with (
-        _open.archive_reader(archive, s3_client) as reader,
-        AsyncExitStack() as stack,
-    ):
-        header = await reader.read_header()
-        db: PgRestore | None = None
-        if database is not None:
-            dump_format = _restorable(header, options)
-            db = await stack.enter_async_context(
-                open_pg_restore(
-                    database,
-                    dump_format,
-                    create_database=options.create_database,
-                    clean=options.clean,
-                    no_owner=options.no_owner,
-                    role=options.role,
-                    dry_run=options.dry_run,
+    # Unshielded until the point of no return, then shielded to the end.
+    with anyio.CancelScope() as done:
+        async with AsyncExitStack() as stack:
+            reader = await stack.enter_async_context(_open.archive_reader(archive, s3_client))
+            header = await reader.read_header()
+            db: PgRestore | None = None
+            if database is not None:
+                dump_format = _restorable(header, options)
+                db = await stack.enter_async_context(
+                    open_pg_restore(
+                        database,
+                        dump_format,
+                        create_database=options.create_database,
+                        clean=options.clean,
+                        no_owner=options.no_owner,
+                        role=options.role,
+                        dry_run=options.dry_run,
+                    )
                 )
-            )
-        files: StorageTarget | None = None
-        if storage is not None:
-            files = await stack.enter_async_context(
-                _open.storage_target(
-                    storage, options.overwrite, dry_run=options.dry_run, s3_client=s3_client
+            files: StorageTarget | None = None
+            if storage is not None:
+                files = await stack.enter_async_context(
+                    _open.storage_target(
+                        storage, options.overwrite, dry_run=options.dry_run, s3_client=s3_client
+                    )
                 )
-            )
-        try:
-            manifest = await _write_all(reader, header, db, files, tracker)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                if files is not None:
-                    await files.abort()
-                if db is not None:
-                    await db.abort()
-            raise
-        # The whole archive has checked out: the point of no return.
-        tracker.phase(Phase.COMMITTING)
-        with anyio.CancelScope(shield=True):
+            try:
+                manifest = await _write_all(reader, header, db, files, tracker)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    if files is not None:
+                        await files.abort()
+                    if db is not None:
+                        await db.abort()
+                raise
+            # The whole archive has checked out: the point of no return. From here on, closing
+            # the stages included, all is shielded, so a cancellation cannot leave the
+            # database committed and the files half published, or the caller told
+            # "cancelled" about a restore that happened.
+            tracker.phase(Phase.COMMITTING)
+            done.shield = True
             try:
                 if db is not None:
                     await db.commit()
@@ -141,7 +144,18 @@ async def _restore(
                     await files.abort()
                 raise
             if files is not None:
-                await files.commit()
+                try:
+                    await files.commit()
+                except BaseException as exc:
+                    # Too late to undo the database; what is left staged goes, and the
+                    # error says what did commit.
+                    await files.abort()
+                    if database is not None and not options.dry_run:
+                        exc.add_note(
+                            f"the database {database.database!r} was restored and committed "
+                            "before the storage target failed"
+                        )
+                    raise
     tracker.phase(Phase.DONE)
     outcome = files.outcome if files is not None else None
     return RestoreResult(

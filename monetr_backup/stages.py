@@ -32,19 +32,21 @@ from ._format.archive_reader import ArchiveReader
 from ._format.compress import compress
 from ._format.decompress import detect_codec
 from ._format.documents import DumpSummary
-from ._format.members import DumpInput, archive_members
+from ._format.members import archive_members
 from ._format.tar_read import TarEntry, open_tar_entries
 from ._format.tar_write import encode_tar
 from ._local.directory_source import directory_objects
 from ._local.directory_target import DirectoryTarget
 from ._local.file_reader import file_bytes
 from ._local.file_sink import FileSink, open_file_sink
-from ._postgres.pg_dump import DumpPart, PgDump, open_pg_dump
+from ._postgres.pg_dump import PgDump, open_pg_dump
 from ._postgres.pg_restore import PgRestore, open_pg_restore
 from ._progress import ProgressTracker
 from ._protocols import (
     ArchiveSink,
     DatabaseTarget,
+    DumpPart,
+    DumpSource,
     Member,
     Outcome,
     StorageTarget,
@@ -75,7 +77,7 @@ __all__ = [  # noqa: RUF022
     "open_s3_objects",
     "s3_objects",
     # Backup: the archive
-    "DumpInput",
+    "DumpSource",
     "DumpSummary",
     "archive_members",
     "compress",

@@ -260,18 +260,64 @@ async def test_clean_plain_restore_drops_objects_the_dump_does_not_have(
     assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == sample.dump
 
 
+@pytest.mark.parametrize("dump_format", list(mb.DumpFormat))
+async def test_clean_restore_over_a_drifted_schema(
+    dump_format: mb.DumpFormat, sample: Sample, pg: PostgresServer, databases: Databases
+) -> None:
+    """``clean`` over a database whose schema has drifted since the backup (a column gone,
+    another added, a view depending on the table, as after a monetr upgrade): every user
+    schema is dropped first in the same transaction, so the restore the operator needs
+    most goes through and the database then equals the source. (``pg_restore --clean``
+    stopped at ``ALTER TABLE IF EXISTS ... ALTER COLUMN id DROP DEFAULT``.)"""
+    target = databases.create(template=sample.database)
+    pg.psql(
+        # A same-named table with other columns, one an identity whose sequence pg_restore
+        # does not know, and a view depending on the table.
+        "ALTER TABLE transactions DROP COLUMN transaction_id CASCADE;"
+        "ALTER TABLE transactions ADD COLUMN id bigserial;"
+        "CREATE VIEW drift_view AS SELECT count(*) FROM transactions;",
+        target,
+    )
+    await mb.restore(
+        mb.FileArchive(path=sample.archives[dump_format]),
+        database=pg.config(target),
+        options=mb.RestoreOptions(clean=True),
+    )
+    assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == sample.dump
+
+
 async def test_failing_clean_restore_rolls_back(
     sample: Sample, pg: PostgresServer, databases: Databases
 ) -> None:
-    """``pg_restore --clean`` cannot drop a table that an object outside the dump depends
-    on: the restore fails with PgRestoreError (pg_restore's message) and, being one
-    transaction, leaves the database exactly as it was."""
+    """The clean's drops and the restore are one transaction: when psql fails (here at a
+    role that does not exist), the restore raises PgRestoreError with psql's message and
+    the database is exactly as it was, drifted objects included."""
     target = databases.create(template=sample.database)
     pg.psql(DRIFT_SQL + "CREATE VIEW drift_view AS SELECT count(*) FROM transactions;", target)
     before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY)
-    with pytest.raises(mb.PgRestoreError, match="drift_view depends on table"):
+    with pytest.raises(mb.PgRestoreError, match='role "no_such_role" does not exist'):
         await mb.restore(
             mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM]),
+            database=pg.config(target),
+            options=mb.RestoreOptions(clean=True, role="no_such_role"),
+        )
+    assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == before
+
+
+async def test_damaged_dump_under_clean_rolls_back_the_drops(
+    sample: Sample, pg: PostgresServer, databases: Databases, tmp_path: Path
+) -> None:
+    """A flipped byte in the last dump part with ``clean``: the schemas were already
+    dropped inside the transaction when the damage is found; it rolls back, and the
+    target keeps every object it had."""
+    path = copy_archive(sample, mb.DumpFormat.CUSTOM, tmp_path)
+    flip_member_byte(path, last_dump_part(path), index=100)
+    target = databases.create(template=sample.database)
+    pg.psql(DRIFT_SQL, target)
+    before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY)
+    with pytest.raises(mb.ChecksumError):
+        await mb.restore(
+            mb.FileArchive(path=path),
             database=pg.config(target),
             options=mb.RestoreOptions(clean=True),
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -34,8 +33,13 @@ from .tar_read import TarEntry
 
 __all__ = ["ArchiveReader"]
 
-#: JSON documents are small; anything bigger is not one of ours.
-MAX_DOCUMENT_SIZE = 64 * 1024 * 1024
+#: The header and the dump summary are a few hundred bytes; anything bigger is not ours.
+MAX_DOCUMENT_SIZE = 1024 * 1024
+#: The manifest lists every member read before it, and the objects that were skipped.
+#: Its size is bounded by what those can explain, so a manifest made huge (a bomb of
+#: fake entries) is refused before it is parsed rather than costing memory per entry.
+MANIFEST_BASE_SIZE = 16 * 1024 * 1024
+MANIFEST_SIZE_PER_MEMBER = 512
 
 D = TypeVar("D", bound=BaseModel)
 
@@ -47,23 +51,25 @@ def check_name(name: str) -> None:
         raise UnsafeMemberError(f"unsafe member name: {reason}", member=name)
 
 
-@dataclass(slots=True)
 class ArchiveReader:
-    """Reads and checks a format v1 archive from a stream of tar entries."""
+    """Reads and checks a format v1 archive from a stream of tar entries.
 
-    entries: AsyncIterator[TarEntry]
-    header: Header | None = None
-    summary: DumpSummary | None = None
-    manifest: Manifest | None = None
-    #: Every member read so far, with the digest computed while reading it.
-    seen: list[MemberEntry] = field(default_factory=list)
-    #: With ``strict`` off, checksum problems are collected here instead of raised, so
-    #: one pass can name every damaged member (that is what ``verify`` wants).
-    strict: bool = True
-    problems: list[ChecksumError] = field(default_factory=list)
-    _top: str = ""
-    _pending: TarEntry | None = None
-    _current: TarEntry | None = None
+    With ``strict`` off, checksum problems are collected in :attr:`problems` instead of
+    raised, so one pass can name every damaged member (that is what ``verify`` wants).
+    """
+
+    def __init__(self, entries: AsyncIterator[TarEntry], *, strict: bool = True) -> None:
+        self.entries = entries
+        self.strict = strict
+        self.header: Header | None = None
+        self.summary: DumpSummary | None = None
+        self.manifest: Manifest | None = None
+        #: Every member read so far, with the digest computed while reading it.
+        self.seen: list[MemberEntry] = []
+        self.problems: list[ChecksumError] = []
+        self._top = ""
+        self._pending: TarEntry | None = None
+        self._current: TarEntry | None = None
 
     async def _next(self) -> TarEntry | None:
         if self._pending is not None:
@@ -101,9 +107,12 @@ class ArchiveReader:
         assert entry.sha256 is not None
         self.seen.append(MemberEntry(name=entry.name, size=entry.size, sha256=entry.sha256))
 
-    async def _document(self, entry: TarEntry, model: type[D]) -> D:
-        if entry.size > MAX_DOCUMENT_SIZE:
-            raise CorruptArchiveError("document member is implausibly large", member=entry.name)
+    async def _document(self, entry: TarEntry, model: type[D], limit: int = MAX_DOCUMENT_SIZE) -> D:
+        if entry.size > limit:
+            raise CorruptArchiveError(
+                f"document member is implausibly large ({entry.size} bytes, at most {limit})",
+                member=entry.name,
+            )
         data = b"".join([chunk async for chunk in entry.chunks])
         try:
             return model.model_validate_json(data)
@@ -176,6 +185,13 @@ class ArchiveReader:
             count += 1
             total += entry.size
         summary_name = f"{self._top}/{DUMP_SUMMARY_NAME}"
+        if summary.part_size != part_size:
+            self._problem(
+                ChecksumError(
+                    f"the summary says parts of {summary.part_size} bytes, the header {part_size}",
+                    member=summary_name,
+                )
+            )
         if summary.part_count != count or summary.total_bytes != total:
             self._problem(
                 ChecksumError(
@@ -214,7 +230,10 @@ class ArchiveReader:
         if entry is None or self._relative(entry) != MANIFEST_NAME:
             raise CorruptArchiveError("archive ends before its manifest: truncated")
         members = list(self.seen)
-        manifest = await self._document(entry, Manifest)
+        limit = MANIFEST_BASE_SIZE + sum(
+            len(member.name) + MANIFEST_SIZE_PER_MEMBER for member in members
+        )
+        manifest = await self._document(entry, Manifest, limit)
         trailing = await self._next()
         if trailing is not None:
             raise CorruptArchiveError("member after the manifest", member=trailing.name)

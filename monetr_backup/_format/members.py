@@ -8,16 +8,13 @@ member on its way to the tar encoder, so the manifest describes exactly what was
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from .._config import DumpFormat
-from .._postgres.pg_dump import DumpPart
 from .._progress import Phase, ProgressTracker
-from .._protocols import Member
+from .._protocols import DumpSource, Member
 from .._version import __version__
 from .documents import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
 from .layout import (
@@ -28,7 +25,7 @@ from .layout import (
     storage_member_name,
 )
 
-__all__ = ["DumpInput", "archive_members"]
+__all__ = ["archive_members"]
 
 
 def _json(document: BaseModel) -> bytes:
@@ -72,25 +69,9 @@ class Ledger:
         return Member(full, member.size, chunks(), mtime=member.mtime)
 
 
-@dataclass(frozen=True, slots=True)
-class DumpInput:
-    """The dump side of an archive: its parts, and a check that pg_dump succeeded."""
-
-    #: The parts, already hashed (see :func:`~monetr_backup.stages.open_pg_dump`).
-    parts: AsyncIterable[DumpPart]
-    #: Awaited after the last part; raises if the dump did not complete.
-    finished: Callable[[], Awaitable[None]]
-    #: SHA-256 of the whole dump, asked for after the last part.
-    sha256: Callable[[], str]
-    dump_format: DumpFormat
-    part_size: int
-    pg_dump_version: str
-    server_version: str
-
-
 async def archive_members(
     header: Header,
-    dump: DumpInput | None,
+    dump: DumpSource | None,
     objects: AsyncIterable[Member] | None,
     skipped: list[SkippedObject] | None = None,
     *,
@@ -103,6 +84,14 @@ async def archive_members(
     Members go under ``header.top_folder``. ``skipped`` lists the storage objects a
     source passed over; it is read when the manifest is written, after the last object.
     """
+    if dump is not None and (
+        dump.part_size != header.dump_part_size or dump.dump_format != header.dump_format
+    ):
+        # Readers check every part against the header: such an archive would be refused.
+        raise ValueError(
+            f"the header says {header.dump_format} parts of {header.dump_part_size} bytes; "
+            f"the dump has {dump.dump_format} parts of {dump.part_size} bytes"
+        )
     progress = progress or ProgressTracker(None)
     ledger = Ledger(header.top_folder, header.created_at.timestamp())
     yield ledger.document(HEADER_NAME, header)
@@ -117,14 +106,14 @@ async def archive_members(
             yield member
             dump_bytes += member.size
             progress.add(dump_bytes=member.size)
-        await dump.finished()
+        await dump.wait()
         summary = DumpSummary(
             total_bytes=dump_bytes,
             part_count=count,
             part_size=dump.part_size,
-            sha256=dump.sha256(),
+            sha256=dump.sha256,
             dump_format=dump.dump_format,
-            pg_dump_version=dump.pg_dump_version,
+            pg_dump_version=dump.version,
             server_version=dump.server_version,
         )
         yield ledger.document(DUMP_SUMMARY_NAME, summary)

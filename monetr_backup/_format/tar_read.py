@@ -125,13 +125,19 @@ def _parse(raw: _Pull, emit: Callable[[_Event], object]) -> None:
                         emit(chunk)
                 emit(_End(digest.hexdigest()))
                 current = None
-            # Past the end-of-archive blocks only zero padding may follow. Reading on to
+            # Past the first end-of-archive block only zero padding may follow, as much as
+            # tar itself writes (the second block, then up to a whole record): reading a
+            # few GB of zeros someone appended would take seconds per GB. Reading on to
             # the end also makes the decompressor check its trailer (gzip CRC and length,
             # zstd checksum), and catches data appended after the archive.
             assert archive.fileobj is not None
-            while rest := archive.fileobj.read(READ_SIZE):
-                if rest.count(0) != len(rest):
-                    raise tarfile.ReadError("data after the end of the archive")
+            rest = archive.fileobj.read(tarfile.RECORDSIZE + 1)
+            if rest.count(0) != len(rest):
+                raise tarfile.ReadError("data after the end of the archive")
+            if len(rest) > tarfile.RECORDSIZE:
+                raise tarfile.ReadError(
+                    "more zero padding after the end of the archive than one tar record"
+                )
     except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, EOFError) or "unexpected end" in reason:

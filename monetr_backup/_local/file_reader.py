@@ -16,7 +16,9 @@ __all__ = ["file_bytes"]
 READ_SIZE = MIB
 
 
-async def file_bytes(path: Path, *, read_size: int = READ_SIZE) -> AsyncGenerator[bytes, None]:
+async def file_bytes(
+    path: Path | str, *, read_size: int = READ_SIZE
+) -> AsyncGenerator[bytes, None]:
     """Yield the bytes of the file at ``path``."""
     try:
         file = await aiofiles.open(path, "rb")

@@ -18,7 +18,6 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
@@ -26,9 +25,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._config import DumpFormat, PostgresConfig
 from .._errors import PgDumpError, single_errors
+from .._protocols import DumpPart
 from .programs import Tool, client_env, find_binary, open_tool, tool_version
+from .server import ServerInfo, probe_server
 
-__all__ = ["DumpPart", "PgDump", "open_pg_dump", "read_part"]
+__all__ = ["PgDump", "open_pg_dump", "read_part"]
 
 #: Pipe capacity asked for (Linux F_SETPIPE_SZ): fewer, larger reads.
 PIPE_SIZE = 1024 * 1024
@@ -72,19 +73,6 @@ def read_part(fd: int, size: int) -> list[bytes]:
     return blocks
 
 
-@dataclass(frozen=True, slots=True)
-class DumpPart:
-    """One part of the dump: its bytes as blocks, and their SHA-256."""
-
-    blocks: list[bytes]
-    sha256: str
-
-    @property
-    def size(self) -> int:
-        """The part's length in bytes."""
-        return sum(map(len, self.blocks))
-
-
 def read_hashed_part(fd: int, size: int, whole: hashlib._Hash) -> DumpPart:
     """Blocking: :func:`read_part`, hashing the part and adding it to ``whole``.
 
@@ -100,21 +88,32 @@ def read_hashed_part(fd: int, size: int, whole: hashlib._Hash) -> DumpPart:
 
 
 class PgDump:
-    """A running pg_dump: its output as parts, and a check of how it ended."""
+    """A running pg_dump: its output as parts, and a check of how it ended.
+
+    A :class:`~monetr_backup.stages.DumpSource`, as ``archive_members`` takes it.
+    """
 
     def __init__(
         self,
         tool: Tool,
-        version: str,
         parts: MemoryObjectReceiveStream[DumpPart],
         whole: hashlib._Hash,
+        *,
+        dump_format: DumpFormat,
+        part_size: int,
+        version: str,
+        server_version: str,
     ) -> None:
         self._tool = tool
         self._whole = whole
         #: The dump in parts of exactly ``part_size`` bytes (the last may be shorter).
         self.parts: AsyncIterator[DumpPart] = parts
+        self.dump_format = dump_format
+        self.part_size = part_size
         #: ``pg_dump --version`` of the binary that runs.
         self.version = version
+        #: ``SHOW server_version`` of the server it dumps.
+        self.server_version = server_version
 
     @property
     def pid(self) -> int:
@@ -149,14 +148,19 @@ async def open_pg_dump(
     part_size: int,
     read_ahead: int = 1,
     extra_args: Sequence[str] = (),
+    server: ServerInfo | None = None,
 ) -> AsyncIterator[PgDump]:
     """Start pg_dump for ``config.database``, reading its output in ``part_size`` parts.
 
     Up to ``read_ahead`` parts wait in memory for the consumer (plus the one being
     filled), so pg_dump keeps writing while the previous part is compressed and
     uploaded; beyond that, the pipe fills and pg_dump blocks: back-pressure.
+    ``server`` is what a preflight check already learned; without it one runs first,
+    so a server that cannot be reached fails here, before pg_dump starts.
     """
     binary = find_binary("pg_dump", config.bin_dir)
+    if server is None:
+        server = await probe_server(config)
     version = await tool_version(binary)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     async with AsyncExitStack() as stack:
@@ -198,7 +202,15 @@ async def open_pg_dump(
             tg.start_soon(read_parts)
             try:
                 with receive:
-                    yield PgDump(tool, version, receive, whole)
+                    yield PgDump(
+                        tool,
+                        receive,
+                        whole,
+                        dump_format=dump_format,
+                        part_size=part_size,
+                        version=version,
+                        server_version=server.server_version,
+                    )
                 await tool.process.wait()
             finally:
                 # Killing pg_dump closes the pipe's write end, which ends the reader

@@ -28,13 +28,11 @@ _PIPE_ERRORS = (anyio.BrokenResourceError, BrokenPipeError, ConnectionResetError
 
 
 def restore_args(
-    dump_format: DumpFormat, *, clean: bool, no_owner: bool, role: str | None
+    dump_format: DumpFormat, *, no_owner: bool, role: str | None
 ) -> tuple[str, list[str]]:
     """The program and arguments that apply a dump of ``dump_format`` from stdin."""
     if dump_format is DumpFormat.CUSTOM:
         args = ["--single-transaction", "--exit-on-error", "--no-password"]
-        if clean:
-            args += ["--clean", "--if-exists"]
         if no_owner:
             args.append("--no-owner")
         if role:
@@ -85,6 +83,18 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _convert_args(*, no_owner: bool) -> list[str]:
+    """pg_restore turning a custom-format dump on stdin into an SQL script on stdout."""
+    return ["--format=custom", "--file=-", "--no-password", *(["--no-owner"] if no_owner else [])]
+
+
+async def _tool_error(tool: Tool, program: str) -> PgRestoreError:
+    returncode = await tool.process.wait()
+    return PgRestoreError(
+        f"{program} failed (exit status {returncode})", stderr_tail=await tool.stderr_text()
+    )
+
+
 class PgRestore:
     """A :class:`~monetr_backup.stages.DatabaseTarget`: the dump into one transaction.
 
@@ -92,11 +102,25 @@ class PgRestore:
     reach the end of its input and commit; only :meth:`commit` releases it, closes
     stdin and waits for the program to finish. Anything else kills the program and the
     transaction rolls back. See :func:`open_pg_restore`.
+
+    With an ``applier``, the program fed is a converter (pg_restore writing SQL) whose
+    output reaches the applier (psql) through a pump in our process; the applier's input
+    is closed, so it can commit, only once the converter has exited successfully.
     """
 
-    def __init__(self, tool: Tool | None, program: str, *, created: bool) -> None:
+    def __init__(
+        self,
+        tool: Tool | None,
+        program: str,
+        *,
+        created: bool,
+        applier: Tool | None = None,
+        pumped: anyio.Event | None = None,
+    ) -> None:
         self._tool = tool
         self._program = program
+        self._applier = applier
+        self._pumped = pumped
         #: Whether the target database was created for this restore.
         self.created = created
         self._held: bytes | None = None
@@ -115,11 +139,12 @@ class PgRestore:
 
     async def _failure(self) -> PgRestoreError:
         assert self._tool is not None
-        returncode = await self._tool.process.wait()
-        return PgRestoreError(
-            f"{self._program} failed (exit status {returncode})",
-            stderr_tail=await self._tool.stderr_text(),
-        )
+        if self._applier is not None:
+            # The converter only feeds the applier: an applier that failed is the cause.
+            with anyio.move_on_after(1):
+                if await self._applier.process.wait() != 0:
+                    return await _tool_error(self._applier, "psql")
+        return await _tool_error(self._tool, self._program)
 
     async def write(self, data: bytes) -> None:
         """Hand the program the previous chunk and hold ``data`` back."""
@@ -144,13 +169,39 @@ class PgRestore:
             await self._tool.process.stdin.aclose()
         if await self._tool.process.wait() != 0:
             raise await self._failure()
+        if self._applier is not None:
+            assert self._pumped is not None
+            assert self._applier.process.stdin is not None
+            await self._pumped.wait()
+            with contextlib.suppress(*_PIPE_ERRORS):
+                await self._applier.process.stdin.aclose()
+            if await self._applier.process.wait() != 0:
+                raise await _tool_error(self._applier, "psql")
         self.committed = True
 
     async def abort(self) -> None:
-        """Kill the program before it commits: the transaction rolls back."""
+        """Kill the program(s) before they commit: the transaction rolls back."""
         self._held = None
-        if self._tool is not None and self._tool.process.returncode is None:
-            self._tool.process.kill()
+        for tool in (self._tool, self._applier):
+            if tool is not None and tool.process.returncode is None:
+                tool.process.kill()
+
+
+async def _pump(converter: Tool, applier: Tool, prologue: bytes, done: anyio.Event) -> None:
+    """Copy the converter's SQL into the applier, after ``prologue``."""
+    assert converter.process.stdout is not None
+    assert applier.process.stdin is not None
+    try:
+        await applier.process.stdin.send(prologue)
+        async for chunk in converter.process.stdout:
+            await applier.process.stdin.send(chunk)
+    except _PIPE_ERRORS:
+        # The applier quit: stop the converter too, or it would block on a full pipe
+        # with our writes to it; commit() or write() report the applier's error.
+        if converter.process.returncode is None:
+            converter.process.kill()
+    finally:
+        done.set()
 
 
 @asynccontextmanager
@@ -167,22 +218,43 @@ async def open_pg_restore(
     """Apply a dump of ``dump_format`` to ``config.database`` in one transaction.
 
     The target is checked first: it must exist (or ``create_database`` creates it) and
-    hold no tables unless ``clean``. Leaving the block without :meth:`PgRestore.commit`
-    kills the program, so nothing is committed, and drops a database this call created.
-    With ``dry_run`` the target is checked but no program runs.
+    hold no tables unless ``clean``. ``clean`` replaces the whole database inside the
+    same transaction: every user schema is dropped first, then the dump applied (for a
+    custom-format dump through pg_restore's SQL output into psql, because ``pg_restore
+    --clean`` stops at the first object whose shape has drifted since the backup, such
+    as a column that no longer exists). Leaving the block without
+    :meth:`PgRestore.commit` kills the programs, so nothing is committed, and drops a
+    database this call created. With ``dry_run`` the target is checked but no program
+    runs.
     """
-    program, args = restore_args(dump_format, clean=clean, no_owner=no_owner, role=role)
+    program, args = restore_args(dump_format, no_owner=no_owner, role=role)
+    pipeline = clean and dump_format is DumpFormat.CUSTOM
     binary = find_binary(program, config.bin_dir)
+    psql = find_binary("psql", config.bin_dir) if pipeline else binary
     created = await prepare_target(config, create=create_database, clean=clean, dry_run=dry_run)
     try:
         if dry_run:
             yield PgRestore(None, program, created=created)
             return
-        async with open_tool(
-            [str(binary), *args],
-            env=client_env(config),
-            stdin=subprocess.PIPE,
-        ) as tool:
+        env = client_env(config)
+        if pipeline:
+            _, psql_args = restore_args(DumpFormat.PLAIN, no_owner=False, role=None)
+            prologue = _prologue(DumpFormat.PLAIN, clean=True, role=role)
+            async with (
+                open_tool([str(psql), *psql_args], env=env, stdin=subprocess.PIPE) as applier,
+                open_tool(
+                    [str(binary), *_convert_args(no_owner=no_owner)],
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                ) as converter,
+                anyio.create_task_group() as tg,
+            ):
+                pumped = anyio.Event()
+                tg.start_soon(_pump, converter, applier, prologue, pumped)
+                yield PgRestore(converter, program, created=created, applier=applier, pumped=pumped)
+            return
+        async with open_tool([str(binary), *args], env=env, stdin=subprocess.PIPE) as tool:
             target = PgRestore(tool, program, created=created)
             prologue = _prologue(dump_format, clean=clean, role=role)
             if prologue:

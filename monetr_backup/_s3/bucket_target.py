@@ -102,6 +102,9 @@ class S3Target:
 
     async def commit(self) -> None:
         """Copy every staged replacement over its original (the manifest has been checked)."""
+        # New keys went in place as they were written: from now on they are the restore's
+        # result, which a failing copy below must not make abort() delete.
+        self._created.clear()
         while self._staged:
             key, staging = self._staged[0]
             try:
@@ -117,7 +120,6 @@ class S3Target:
             self._staged.pop(0)
             await self._delete([staging])
             self.outcome.written.append(key)
-        self._created.clear()
 
     async def abort(self) -> None:
         """Delete what this restore wrote: new keys and staging copies, never originals."""

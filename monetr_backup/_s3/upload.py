@@ -19,11 +19,14 @@ way out aborts the multipart upload under a shielded cancel scope.
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import anyio
@@ -45,6 +48,10 @@ __all__ = ["S3Upload", "open_s3_upload", "part_size_for"]
 
 #: How long cleanup may take before we give up on aborting (and say so).
 ABORT_TIMEOUT = 60.0
+#: How long starting the upload may hold off a cancellation.
+CREATE_TIMEOUT = 60.0
+#: Seconds of slack when telling the uploads a create request made from older ones.
+STRAY_MARGIN = 2.0
 
 
 def part_size_for(number: int, base: int, max_parts: int) -> int:
@@ -207,6 +214,70 @@ class S3Upload:
             f"{self.url} already exists (BackupOptions.replace_archive replaces it)"
         )
 
+    async def _create(self) -> None:
+        """CreateMultipartUpload, leaving no upload behind that this call made.
+
+        Shielded (and bounded): once the request is out the server may create the upload,
+        and a cancellation before its answer arrives would leave an upload nobody knows
+        of. A retried request (botocore retries when an answer is lost) may have created
+        more than one; :meth:`_abort_strays` finds and aborts the others.
+        """
+        algorithm = {"ChecksumAlgorithm": "CRC32"} if self._checksum is UploadChecksum.CRC32 else {}
+        started = time.monotonic()
+        failure: BaseException | None = None
+        upload_id: str | None = None
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(CREATE_TIMEOUT):
+                try:
+                    created = await self._client.create_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        ContentType="application/octet-stream",
+                        **algorithm,  # type: ignore[arg-type]
+                    )
+                    upload_id = created["UploadId"]
+                except S3_ERRORS as exc:
+                    failure = exc
+            await self._abort_strays(time.monotonic() - started, keep=upload_id)
+        if upload_id is None:
+            reason = describe_error(failure) if failure is not None else "timed out"
+            raise ArchiveWriteError(
+                f"starting the upload to {self.url} failed: {reason}"
+            ) from failure
+        self._upload_id = upload_id
+
+    async def _abort_strays(self, elapsed: float, *, keep: str | None) -> None:
+        """Abort uploads at this key that the create request just made, except ``keep``.
+
+        "Just made" is judged on the server's clock alone (the listing's Date header, and
+        the uploads' Initiated times), as within the ``elapsed`` seconds the request took,
+        so the client's clock, which may be minutes off, does not matter. Writing one key
+        from two backups at once is refused anyway (If-None-Match): an upload at this key
+        that new is ours.
+        """
+        with anyio.move_on_after(ABORT_TIMEOUT):
+            try:
+                listing = await self._client.list_multipart_uploads(
+                    Bucket=self.bucket, Prefix=self.key
+                )
+                now = email.utils.parsedate_to_datetime(
+                    listing["ResponseMetadata"]["HTTPHeaders"]["date"]
+                )
+                since = now - timedelta(seconds=elapsed + STRAY_MARGIN)
+                for upload in listing.get("Uploads", []):
+                    if (
+                        upload.get("Key") == self.key
+                        and upload.get("UploadId") != keep
+                        and upload.get("Initiated", since) >= since
+                    ):
+                        await self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=self.key, UploadId=upload["UploadId"]
+                        )
+            except (*S3_ERRORS, KeyError, ValueError, TypeError):
+                # Best effort: a server without ListMultipartUploads, or a listing
+                # without a Date, leaves only what a lifecycle rule would clean up.
+                return
+
     async def _enqueue(self, data: bytes) -> None:
         number = self._next_number
         if number > self._max_parts:
@@ -214,21 +285,7 @@ class S3Upload:
                 f"{self.url}: the archive needs more than max_parts={self._max_parts} parts"
             )
         if self._upload_id is None:
-            try:
-                algorithm = (
-                    {"ChecksumAlgorithm": "CRC32"} if self._checksum is UploadChecksum.CRC32 else {}
-                )
-                created = await self._client.create_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=self.key,
-                    ContentType="application/octet-stream",
-                    **algorithm,  # type: ignore[arg-type]
-                )
-            except S3_ERRORS as exc:
-                raise ArchiveWriteError(
-                    f"starting the upload to {self.url} failed: {describe_error(exc)}"
-                ) from exc
-            self._upload_id = created["UploadId"]
+            await self._create()
         self._next_number += 1
         await self._send.send(_Part(number, data))
 
