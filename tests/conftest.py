@@ -26,14 +26,6 @@ from typing import Any
 
 import anyio
 import pytest
-from backup_support import (
-    RICH_SEED_SQL,
-    UNSAFE_S3_KEYS,
-    make_storage_corpus,
-    pg_dump_children,
-    quote_ident,
-    write_storage_dir,
-)
 
 from monetr_backup import S3Config
 from monetr_backup.testing import (
@@ -41,6 +33,15 @@ from monetr_backup.testing import (
     TemporarySeaweedS3,
     postgres_server,
     seed_monetr_like,
+)
+
+from support.archives import (
+    RICH_SEED_SQL,
+    UNSAFE_S3_KEYS,
+    make_storage_corpus,
+    pg_dump_children,
+    quote_ident,
+    write_storage_dir,
 )
 
 #: No test here takes more than a few seconds; a hang should fail, not stall the run.

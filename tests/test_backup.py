@@ -12,7 +12,21 @@ import os
 from typing import NamedTuple
 
 import pytest
-from backup_support import (
+from conftest import Env, Sources
+
+from monetr_backup import (
+    BackupOptions,
+    Codec,
+    DirectoryStorage,
+    DumpFormat,
+    FileArchive,
+    Progress,
+    S3Archive,
+    S3Storage,
+    backup,
+)
+
+from support.archives import (
     DUMP_PART_SIZE,
     MIB,
     MIN_PART,
@@ -27,19 +41,6 @@ from backup_support import (
     restore_dump,
     write_bytes,
     write_storage_dir,
-)
-from conftest import Env, Sources
-
-from monetr_backup import (
-    BackupOptions,
-    Codec,
-    DirectoryStorage,
-    DumpFormat,
-    FileArchive,
-    Progress,
-    S3Archive,
-    S3Storage,
-    backup,
 )
 
 pytestmark = pytest.mark.anyio

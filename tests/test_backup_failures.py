@@ -15,20 +15,6 @@ from typing import Any
 
 import anyio
 import pytest
-from backup_support import (
-    DUMP_PART_SIZE,
-    MIB,
-    MIN_PART,
-    assert_nothing_at,
-    kill_pg_dump,
-    multipart_uploads,
-    names_in,
-    pg_dump_children,
-    process_cmdline,
-    read_bytes,
-    server_checks_passwords,
-    write_bytes,
-)
 from conftest import Env, Sources
 from pydantic import SecretStr
 
@@ -51,6 +37,21 @@ from monetr_backup import (
     backup,
 )
 from monetr_backup.stages import open_pg_dump
+
+from support.archives import (
+    DUMP_PART_SIZE,
+    MIB,
+    MIN_PART,
+    assert_nothing_at,
+    kill_pg_dump,
+    multipart_uploads,
+    names_in,
+    pg_dump_children,
+    process_cmdline,
+    read_bytes,
+    server_checks_passwords,
+    write_bytes,
+)
 
 pytestmark = pytest.mark.anyio
 

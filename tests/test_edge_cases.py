@@ -10,14 +10,15 @@ from pathlib import Path
 
 import anyio
 import pytest
-from backup_support import MIN_PART, multipart_uploads, object_keys
 from conftest import Env
-from helpers_archive import tree
 
 import monetr_backup as mb
 from monetr_backup import stages
 from monetr_backup._postgres.programs import client_env
 from monetr_backup.testing import TemporarySeaweedS3
+
+from support.archives import MIN_PART, multipart_uploads, object_keys
+from support.targets import tree
 
 pytestmark = pytest.mark.anyio
 

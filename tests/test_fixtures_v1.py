@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_support import decompress, gnu_tar_list, quote_ident
 from conftest import Databases
-from helpers_archive import tree
 
 import monetr_backup as mb
 from monetr_backup.testing import PostgresServer
+
+from support.archives import decompress, gnu_tar_list, quote_ident
+from support.targets import tree
 
 pytestmark = pytest.mark.anyio
 

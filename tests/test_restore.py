@@ -20,7 +20,13 @@ from pathlib import Path
 import anyio
 import pytest
 from conftest import Databases
-from helpers_archive import (
+
+import monetr_backup as mb
+from monetr_backup import stages
+from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
+
+from support.proxy import cutting_proxy
+from support.targets import (
     PART_SIZE,
     RESTRICT_KEY,
     TOP,
@@ -45,11 +51,6 @@ from helpers_archive import (
     truncate_file,
     write_files,
 )
-from tcp_proxy import cutting_proxy
-
-import monetr_backup as mb
-from monetr_backup import stages
-from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio
 

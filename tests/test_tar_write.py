@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from backup_support import run
 
 from monetr_backup import Codec, StorageSourceError
 from monetr_backup._postgres.pg_dump import BLOCK, read_part
 from monetr_backup._s3.upload import part_size_for
 from monetr_backup._units import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from monetr_backup.stages import Member, compress, encode_tar
+
+from support.archives import run
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

@@ -18,7 +18,6 @@ import botocore.session
 import pydantic
 import pytest
 from conftest import Databases, unique_name
-from helpers_archive import bucket_objects, put_objects
 
 import monetr_backup as mb
 import monetr_backup.testing
@@ -32,6 +31,8 @@ from monetr_backup.testing import (
     seed_monetr_like,
     seed_storage_dir,
 )
+
+from support.targets import bucket_objects, put_objects
 
 
 def _gone(pid: int, timeout: float = 5.0) -> bool:

@@ -8,7 +8,6 @@ from datetime import UTC
 from typing import Any
 
 import pytest
-from backup_support import MIB, MIN_PART, multipart_uploads, object_keys
 from botocore.utils import parse_timestamp
 
 from monetr_backup import ArchiveWriteError, S3Config, UploadChecksum
@@ -16,6 +15,8 @@ from monetr_backup._s3 import client as s3_client_module
 from monetr_backup._s3 import upload as upload_module
 from monetr_backup.stages import open_s3_client, open_s3_upload
 from monetr_backup.testing import TemporarySeaweedS3
+
+from support.archives import MIB, MIN_PART, multipart_uploads, object_keys
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers_archive import (
+
+import monetr_backup as mb
+from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
+
+from support.targets import (
     TOP,
     Sample,
     build_tar,
@@ -25,9 +29,6 @@ from helpers_archive import (
     special,
     truncate_file,
 )
-
-import monetr_backup as mb
-from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
 pytestmark = pytest.mark.anyio
 
