@@ -12,7 +12,6 @@ import os
 from typing import NamedTuple
 
 import pytest
-from conftest import Env, Sources
 
 from monetr_backup import (
     BackupOptions,
@@ -26,21 +25,19 @@ from monetr_backup import (
     backup,
 )
 
-from support.archives import (
-    DUMP_PART_SIZE,
-    MIB,
-    MIN_PART,
-    UNSAFE_S3_KEYS,
-    assert_same_database,
-    check_archive_file,
+from support.archives import check_archive_file
+from support.corpus import UNSAFE_S3_KEYS
+from support.databases import assert_same_database, restore_dump
+from support.env import Env, Sources
+from support.sizes import DUMP_PART_SIZE, MIB, MIN_PART
+from support.targets import (
     file_mode,
     multipart_uploads,
     names_in,
     object_keys,
     read_bytes,
-    restore_dump,
     write_bytes,
-    write_storage_dir,
+    write_files,
 )
 
 pytestmark = pytest.mark.anyio
@@ -181,7 +178,7 @@ async def test_parts_grow_past_max_parts(env: Env) -> None:
     client, bucket = env.client, env.bucket
     files = {f"blob-{i}.bin": os.urandom(9 * MIB + 1000 * i) for i in range(3)}
     source = env.tmp_path / "random"
-    write_storage_dir(source, files)
+    write_files(source, files)
     stored: list[int] = []
 
     def on_progress(progress: Progress) -> None:

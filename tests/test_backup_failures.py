@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import Env, Sources
 from pydantic import SecretStr
 
 from monetr_backup import (
@@ -38,20 +37,11 @@ from monetr_backup import (
 )
 from monetr_backup.stages import open_pg_dump
 
-from support.archives import (
-    DUMP_PART_SIZE,
-    MIB,
-    MIN_PART,
-    assert_nothing_at,
-    kill_pg_dump,
-    multipart_uploads,
-    names_in,
-    pg_dump_children,
-    process_cmdline,
-    read_bytes,
-    server_checks_passwords,
-    write_bytes,
-)
+from support.databases import server_checks_passwords
+from support.env import Env, Sources
+from support.processes import kill_pg_dump, pg_dump_children, process_cmdline
+from support.sizes import DUMP_PART_SIZE, MIB, MIN_PART
+from support.targets import assert_nothing_at, multipart_uploads, names_in, read_bytes, write_bytes
 
 pytestmark = pytest.mark.anyio
 

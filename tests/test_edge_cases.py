@@ -10,15 +10,15 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import Env
 
 import monetr_backup as mb
 from monetr_backup import stages
 from monetr_backup._postgres.programs import client_env
 from monetr_backup.testing import TemporarySeaweedS3
 
-from support.archives import MIN_PART, multipart_uploads, object_keys
-from support.targets import tree
+from support.env import Env
+from support.sizes import MIN_PART
+from support.targets import multipart_uploads, object_keys, tree
 
 pytestmark = pytest.mark.anyio
 

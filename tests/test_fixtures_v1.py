@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Databases
 
 import monetr_backup as mb
 from monetr_backup.testing import PostgresServer
 
-from support.archives import decompress, gnu_tar_list, quote_ident
+from support.archives import decompress, gnu_tar_list
+from support.databases import Databases, quote_ident
 from support.targets import tree
 
 pytestmark = pytest.mark.anyio

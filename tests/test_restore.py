@@ -19,36 +19,33 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import Databases
 
 import monetr_backup as mb
 from monetr_backup import stages
 from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
-from support.proxy import cutting_proxy
-from support.targets import (
-    PART_SIZE,
-    RESTRICT_KEY,
+from support.archives import (
     TOP,
-    Sample,
-    bucket_objects,
     build_tar,
-    child_processes,
-    copy_archive,
-    database_exists,
     decompress,
     flip_member_byte,
     header_json,
-    make_sample,
     member_names,
+    regular,
+    special,
+    truncate_file,
+)
+from support.databases import Databases, database_exists
+from support.processes import child_processes
+from support.proxy import cutting_proxy
+from support.samples import PART_SIZE, RESTRICT_KEY, Sample, copy_archive, make_sample
+from support.targets import (
+    bucket_objects,
     modes,
     partial_files,
     put_objects,
-    regular,
     snapshot,
-    special,
     tree,
-    truncate_file,
     write_files,
 )
 

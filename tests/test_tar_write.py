@@ -20,7 +20,7 @@ from monetr_backup._s3.upload import part_size_for
 from monetr_backup._units import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from monetr_backup.stages import Member, compress, encode_tar
 
-from support.archives import run
+from support.processes import run
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

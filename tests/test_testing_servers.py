@@ -17,7 +17,6 @@ import botocore.exceptions
 import botocore.session
 import pydantic
 import pytest
-from conftest import Databases, unique_name
 
 import monetr_backup as mb
 import monetr_backup.testing
@@ -32,6 +31,8 @@ from monetr_backup.testing import (
     seed_storage_dir,
 )
 
+from support.databases import Databases
+from support.names import unique_name
 from support.targets import bucket_objects, put_objects
 
 

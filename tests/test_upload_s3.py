@@ -16,7 +16,8 @@ from monetr_backup._s3 import upload as upload_module
 from monetr_backup.stages import open_s3_client, open_s3_upload
 from monetr_backup.testing import TemporarySeaweedS3
 
-from support.archives import MIB, MIN_PART, multipart_uploads, object_keys
+from support.sizes import MIB, MIN_PART
+from support.targets import multipart_uploads, object_keys
 
 pytestmark = pytest.mark.anyio
 

@@ -16,19 +16,17 @@ import pytest
 import monetr_backup as mb
 from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
-from support.targets import (
+from support.archives import (
     TOP,
-    Sample,
     build_tar,
-    copy_archive,
     flip_member_byte,
     header_json,
-    make_sample,
     member_names,
     regular,
     special,
     truncate_file,
 )
+from support.samples import Sample, copy_archive, make_sample
 
 pytestmark = pytest.mark.anyio
 

@@ -1,9 +1,4 @@
-"""Test data and archive checks shared by the backup tests.
-
-The checks read an archive the way an operator would without this library: GNU tar
-lists it, Python's ``tarfile`` extracts it, the dump parts are concatenated and fed to
-``pg_restore``/``psql``, and every storage object is compared byte for byte.
-"""
+"""Archive files -> tar streams checked and listed like an operator would; damaged, hand-built."""
 
 from __future__ import annotations
 
@@ -12,227 +7,33 @@ import hashlib
 import io
 import json
 import os
-import random
 import re
-import signal
 import subprocess
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import zstandard
 
-from monetr_backup import Codec, DumpFormat, Header, Manifest
+import monetr_backup as mb
+from monetr_backup import Codec, Header, Manifest
 from monetr_backup.stages import DumpSummary
-from monetr_backup.testing import PostgresServer
 
-MIB = 1024 * 1024
-#: S3's smallest allowed non-final multipart part.
-MIN_PART = 5 * MIB
-#: Dump part size for the tests: small, so a modest database spans many parts.
-DUMP_PART_SIZE = 256 * 1024
-
-#: Added to a monetr-seeded database by the ``rich_template`` fixture: bytea (random,
-#: empty, NUL, escapes), large unicode text, and ``events``, a table of several MB that
-#: spans many 256 KiB dump parts (and keeps pg_dump busy long enough to interrupt it).
-RICH_SEED_SQL = r"""
-SET client_min_messages = warning;
-BEGIN;
-CREATE TABLE blobs (id int PRIMARY KEY, data bytea NOT NULL);
-INSERT INTO blobs SELECT i, gen_random_bytes(1 + i % 1024) FROM generate_series(1, 300) i;
-INSERT INTO blobs
-  SELECT 0, (SELECT string_agg(gen_random_bytes(1024), ''::bytea) FROM generate_series(1, 512));
-INSERT INTO blobs VALUES (-1, '\x00'::bytea), (-2, ''::bytea), (-3, '\x5c0a0d0900ff'::bytea);
-
-CREATE TABLE documents (id int PRIMARY KEY, title text NOT NULL, body text NOT NULL);
-INSERT INTO documents
-  SELECT i, 'Dokument №' || i || ' — ünïcødé 日本語 🎉',
-         repeat(E'Zeile mit Tab\tund Backslash \\ und "Quotes" — 中文 emoji 😀\r\n', 3000 + i)
-  FROM generate_series(1, 6) i;
-
-CREATE TABLE unicode_samples (id serial PRIMARY KEY, s text NOT NULL);
-INSERT INTO unicode_samples (s) VALUES
-  ('Zoë'), ('עברית'), ('العربية'), ('🏳️‍🌈'), (U&'e\0301'), (U&'\+01D518\+01D52B\+01D526'),
-  (E'\\N'), ('NULL'), (E'line1\nline2\r\n'), (''), ('\.'), (repeat('ß', 10000));
-
-CREATE TABLE events (
-  id bigint PRIMARY KEY,
-  account_id text NOT NULL,
-  kind text NOT NULL,
-  payload jsonb NOT NULL,
-  at timestamptz NOT NULL
-);
-INSERT INTO events
-  SELECT i, 'acct_' || (i % 3), (ARRAY['created', 'updated', 'deleted'])[i % 3 + 1],
-         jsonb_build_object('n', i, 'md5', md5(i::text), 'note', 'Ünïcødé ☕ ' || i),
-         timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second'
-  FROM generate_series(1, 60000) i;
-COMMIT;
-ANALYZE;
-"""
-
-#: Keys a bucket may hold that must never become member names: they are skipped, and
-#: listed in the manifest. (SeaweedFS itself normalises ``a//b`` and refuses ``.``/``..``,
-#: so a "folder marker" is the unsafe key a real bucket can hold here.)
-UNSAFE_S3_KEYS = ("data/folder-marker/",)
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def make_storage_corpus() -> dict[str, bytes]:
-    """Hundreds of small objects, one larger than a multipart part, unicode and >100-byte
-    keys, S3-awkward characters, an empty object. Deterministic."""
-    rng = random.Random(20240305)
-    corpus: dict[str, bytes] = {}
-    for i in range(300):
-        kind = "imports" if i % 2 else "uploads"
-        key = f"data/transactions/{kind}/{i % 7:02d}/file-{i:04d}.{('csv', 'ofx', 'bin')[i % 3]}"
-        if i % 3 == 2:
-            content = rng.randbytes(rng.randrange(1, 3000))
-        else:
-            lines = [
-                f"2024-03-{d:02d},Café ☕ Ünïcødé 日本語 #{i},-{d * i}.{i % 100:02d}"
-                for d in range(1, 29)
-            ]
-            content = "\r\n".join(lines[: rng.randrange(1, 29)]).encode()
-        corpus[key] = content
-    corpus["data/empty-file"] = b""
-    # Larger than S3's minimum part: its bytes straddle a multipart part boundary.
-    corpus["data/large/statement-archive.bin"] = rng.randbytes(6 * MIB + 4321)
-    corpus["data/ünïcødé/日本語/明細 März.qfx"] = "明細 ✓\n".encode() * 50
-    corpus["data/emoji/📄 receipt ☕.pdf"] = b"%PDF-1.4\n" + rng.randbytes(2000)
-    corpus["data/special/space name+plus=eq&amp%25pct~tilde.txt"] = b"special\n"
-    corpus["data/special/#hash;semi,comma@at!bang'quote(paren).txt"] = b"more special\n"
-    # Keys longer than the 100-byte ustar name field (PAX 'path' records carry them).
-    corpus["data/long/" + "k" * 150 + ".bin"] = rng.randbytes(777)
-    corpus["data/" + "/".join(f"segment-{j:02d}" for j in range(15)) + "/deep.txt"] = b"deep\n"
-    corpus["data/ünïcødé/" + "日本語" * 20 + ".txt"] = "長い名前\n".encode()
-    assert sum(len(key.encode()) > 100 for key in corpus) >= 3
-    return corpus
-
-
-def write_storage_dir(root: Path, corpus: dict[str, bytes]) -> None:
-    for key, content in corpus.items():
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-
-
-# --- processes ---------------------------------------------------------------------
-
-
-def _stat_fields(pid: str) -> tuple[str, str, int] | None:
-    """(comm, state, ppid) of a process from /proc, or None if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    comm = raw[raw.index(b"(") + 1 : raw.rindex(b")")].decode(errors="replace")
-    state, ppid = raw[raw.rindex(b")") + 2 :].split()[:2]
-    return comm, state.decode(), int(ppid)
-
-
-def pg_dump_children() -> list[int]:
-    """Process ids of this process's pg_dump children, zombies included."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        fields = _stat_fields(entry)
-        if fields is not None and fields[0] == "pg_dump" and fields[2] == os.getpid():
-            found.append(int(entry))
-    return found
-
-
-def kill_pg_dump() -> int:
-    """SIGKILL this process's one running pg_dump child; return its pid."""
-    children = pg_dump_children()
-    assert len(children) == 1, children
-    os.kill(children[0], signal.SIGKILL)
-    return children[0]
-
-
-def process_cmdline(pid: int) -> bytes:
-    return Path(f"/proc/{pid}/cmdline").read_bytes()
-
-
-# --- PostgreSQL --------------------------------------------------------------------
-
-
-def client_env(pg: PostgresServer, database: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    return {**env, **pg.env(database), "PGCLIENTENCODING": "UTF8"}
-
-
-def restore_dump(pg: PostgresServer, dump: bytes, dump_format: DumpFormat, database: str) -> None:
-    """Restore ``dump`` into the empty ``database`` with the stock tools, reading stdin."""
-    if dump_format is DumpFormat.CUSTOM:
-        args = [
-            str(pg.bin_dir / "pg_restore"),
-            "--exit-on-error",
-            "--single-transaction",
-            "--no-password",
-            f"--dbname={database}",
-        ]
-    else:
-        args = [
-            str(pg.bin_dir / "psql"),
-            "--no-psqlrc",
-            "--quiet",
-            "--no-password",
-            "--single-transaction",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ]
-    proc = subprocess.run(
-        args, input=dump, capture_output=True, env=client_env(pg, database), check=False
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-
-
-def assert_same_database(pg: PostgresServer, expected: str, actual: str) -> None:
-    """``pg_dump -Fp`` of both databases is identical.
-
-    The plain dump names no database (that only happens with ``--create``), so no
-    normalisation is needed beyond a fixed ``\\restrict`` key.
-    """
-    want = pg.pg_dump_text(expected, restrict_key="monetrbackuptest")
-    got = pg.pg_dump_text(actual, restrict_key="monetrbackuptest")
-    assert expected.encode() not in want
-    assert b"COPY public.events" in want
-    assert got == want
-
-
-# --- S3 ----------------------------------------------------------------------------
-
-
-def object_keys(client: Any, bucket: str) -> list[str]:
-    response = client.list_objects_v2(Bucket=bucket)
-    return [item["Key"] for item in response.get("Contents", [])]
-
-
-def multipart_uploads(client: Any, bucket: str) -> list[dict[str, Any]]:
-    uploads: list[dict[str, Any]] = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    return uploads
-
-
-def assert_nothing_at(client: Any, bucket: str, key: str) -> None:
-    """No object at ``key`` (nor anywhere in the bucket) and no unfinished upload."""
-    assert key not in object_keys(client, bucket)
-    assert object_keys(client, bucket) == []
-    assert multipart_uploads(client, bucket) == []
-
-
-# --- archives ----------------------------------------------------------------------
+# --- reading an archive with the stock tools ------------------------------------------
 
 _MAGIC = {Codec.GZIP: b"\x1f\x8b", Codec.ZSTD: b"\x28\xb5\x2f\xfd"}
 
 
-def decompress(data: bytes, codec: Codec) -> bytes:
-    """The tar stream inside an archive, decompressed with the stock Python modules."""
+def decompress(data: bytes, codec: Codec | None = None) -> bytes:
+    """The tar stream inside an archive, decompressed with the stock Python modules.
+
+    ``codec`` is the one the archive must be in; without it, the archive's first bytes
+    decide (checked here, not by the library's own detection).
+    """
+    if codec is None:
+        codec = next((c for c, magic in _MAGIC.items() if data.startswith(magic)), Codec.NONE)
     if codec is Codec.NONE:
         assert data[257:262] == b"ustar"
         return data
@@ -277,6 +78,7 @@ def zstd_cli_decompress(path: Path) -> bytes:
 
 
 def sha256(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -394,36 +196,85 @@ def check_archive_file(path: Path, codec: Codec, dest: Path) -> Extracted:
     return extracted
 
 
-# --- small blocking helpers (kept out of async test bodies) ------------------------
+def tar_layout(tar: bytes) -> dict[str, tuple[int, int]]:
+    """Member name -> (offset of its content in the tar stream, size)."""
+    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive:
+        return {info.name: (info.offset_data, info.size) for info in archive.getmembers()}
 
 
-def names_in(directory: Path) -> list[str]:
-    """Sorted names of the entries in ``directory``."""
-    return sorted(path.name for path in directory.iterdir())
+def member_names(path: Path) -> list[str]:
+    """The archive's member names, in order."""
+    return list(tar_layout(decompress(path.read_bytes())))
 
 
-def read_bytes(path: Path) -> bytes:
-    return path.read_bytes()
+# --- damage, done the way real damage looks ------------------------------------------
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
+def flip_member_byte(path: Path, name: str, index: int = -1) -> None:
+    """Flip byte ``index`` of member ``name``'s content in the archive at ``path``.
+
+    The tar stream is decompressed, changed in place (sizes and tar headers stay valid)
+    and compressed again with gzip, so the container's CRC is correct and only the
+    archive's own SHA-256 digests can notice.
+    """
+    tar = bytearray(decompress(path.read_bytes()))
+    offset, size = tar_layout(bytes(tar))[name]
+    assert size > 0, f"{name} is empty: nothing to flip"
+    tar[offset + index % size] ^= 0x5A
+    path.write_bytes(gzip.compress(bytes(tar), compresslevel=1))
 
 
-def run(args: list[str]) -> subprocess.CompletedProcess[bytes]:
-    """Run a command, asserting it succeeds."""
-    proc = subprocess.run(args, capture_output=True, check=False)
-    assert proc.returncode == 0, (args, proc.stderr.decode(errors="replace"))
-    return proc
+def truncate_file(path: Path, fraction: float) -> None:
+    """Cut the file at ``path`` to ``fraction`` of its length."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
 
 
-def file_mode(path: Path) -> int:
-    return path.stat().st_mode & 0o777
+# --- hand-built tar archives ---------------------------------------------------------
 
 
-def server_checks_passwords(pg: PostgresServer) -> bool:
-    """Whether the server refuses a wrong password over TCP (a server given through
-    MONETR_BACKUP_TEST_PG_DSN might trust every local connection)."""
-    env = {**client_env(pg, pg.database), "PGPASSWORD": "surely-not-the-password"}
-    args = [str(pg.bin_dir / "psql"), "-X", "-tA", "-c", "SELECT 1"]
-    return subprocess.run(args, env=env, capture_output=True, check=False).returncode != 0
+#: The top folder of the archives these tests build by hand.
+TOP = "monetr-backup-20240305T141502Z"
+
+
+def header_json(top: str, *, dump_format: mb.DumpFormat | None = None) -> bytes:
+    """A valid ``header.json`` for an archive with top folder ``top``."""
+    header = mb.Header(
+        created_at=datetime(2024, 3, 5, 14, 15, 2, tzinfo=UTC),
+        library_version=mb.__version__,
+        top_folder=top,
+        database="monetr" if dump_format is not None else None,
+        dump_format=dump_format,
+        dump_part_size=64 * 1024,
+        storage="directory /srv/monetr" if dump_format is None else None,
+        codec=mb.Codec.NONE,
+    )
+    return header.model_dump_json(indent=2).encode() + b"\n"
+
+
+def regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes | None]:
+    """A regular-file member."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o600
+    info.mtime = 1_700_000_000
+    return info, data
+
+
+def special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, bytes | None]:
+    """A member that is not a regular file (``tarfile.SYMTYPE``, ``LNKTYPE``, ``DIRTYPE`` ...)."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.mode = 0o700 if kind == tarfile.DIRTYPE else 0o600
+    info.mtime = 1_700_000_000
+    return info, None
+
+
+def build_tar(members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    """A plain (uncompressed) tar stream holding ``members`` exactly as given."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for info, data in members:
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
