@@ -27,7 +27,7 @@ from support.targets import tree
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).parent / "fixtures" / "v1"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "v1"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
 ARCHIVES: dict[str, dict[str, Any]] = EXPECTED["archives"]
 
