@@ -9,7 +9,8 @@ Building blocks: ``pg``, ``s3`` (session servers, whose ``pg.config(database)``,
 ``s3.config()`` and ``s3.storage(bucket)`` are the library settings for them),
 ``databases`` (fresh databases), ``s3_config`` (``s3.config()``), ``bucket`` (fresh
 bucket), ``rich_template``/``source_db`` (a database worth backing up),
-``storage_corpus``/``storage_dir``/``storage_bucket`` (storage sources). ``env`` and
+``storage_corpus``/``storage_dir``/``storage_bucket`` (storage sources), ``sample`` (a
+small database and folder, backed up once, for the restore and verify tests). ``env`` and
 ``sources`` bundle them for tests that need many.
 
 Fixtures and hooks only: what tests import (helpers, the ``Env``/``Sources``/``Databases``
@@ -40,6 +41,7 @@ from support.databases import Databases
 from support.env import Env, Sources
 from support.names import unique_name
 from support.processes import pg_dump_children
+from support.samples import Sample, make_sample
 from support.targets import new_bucket, write_files
 
 #: No test here takes more than a few seconds; a hang should fail, not stall the run.
@@ -143,6 +145,14 @@ def output_dir(tmp_path: Path) -> Path:
     path = tmp_path / "out"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def sample(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
+    """A seeded database and storage folder, with a gzip archive of both per dump format
+    (read-only for tests: damage a ``copy_archive()`` of one)."""
+    with make_sample(pg, tmp_path_factory.mktemp("sample")) as made:
+        yield made
 
 
 # --- storage sources -------------------------------------------------------------------

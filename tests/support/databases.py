@@ -40,6 +40,13 @@ class Databases:
         self.created.clear()
 
 
+def new_database_name(databases: Databases) -> str:
+    """A name for a database the restore is to create (dropped after the test either way)."""
+    name = unique_name("t_new").replace("-", "_")
+    databases.created.append(name)
+    return name
+
+
 def database_exists(pg: PostgresServer, name: str) -> bool:
     """Whether database ``name`` exists on the server."""
     literal = "'" + name.replace("'", "''") + "'"

@@ -76,3 +76,15 @@ def copy_archive(sample: Sample, dump_format: mb.DumpFormat, tmp_path: Path) -> 
     path = tmp_path / f"copy-{dump_format}.tar.gz"
     shutil.copyfile(sample.archives[dump_format], path)
     return path
+
+
+async def restore_into_new(
+    pg: PostgresServer, path: Path, database: str, files: Path | None = None
+) -> mb.RestoreResult:
+    """Restore the archive file at ``path`` into the new ``database`` (and ``files``)."""
+    return await mb.restore(
+        mb.FileArchive(path=path),
+        database=pg.config(database),
+        storage=mb.DirectoryStorage(path=files) if files is not None else None,
+        options=mb.RestoreOptions(create_database=True),
+    )

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import monetr_backup as mb
-from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
+from monetr_backup.testing import TemporarySeaweedS3
 
 from support.archives import (
     TOP,
@@ -26,15 +25,9 @@ from support.archives import (
     special,
     truncate_file,
 )
-from support.samples import Sample, copy_archive, make_sample
+from support.samples import Sample, copy_archive
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def sample(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
-    with make_sample(pg, tmp_path_factory.mktemp("verify-sample")) as made:
-        yield made
 
 
 def problem_members(report: mb.VerifyReport) -> list[str | None]:
