@@ -37,7 +37,7 @@ from monetr_backup.testing import (
 )
 
 from support.corpus import RICH_SEED_SQL, UNSAFE_S3_KEYS, make_storage_corpus
-from support.databases import Databases
+from support.databases import Databases, server_checks_passwords
 from support.env import Env, Sources
 from support.names import unique_name
 from support.processes import pg_dump_children
@@ -145,6 +145,13 @@ def output_dir(tmp_path: Path) -> Path:
     path = tmp_path / "out"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def password_auth(pg: PostgresServer) -> None:
+    """Skips the test if the server accepts any password over TCP (an external one may)."""
+    if not server_checks_passwords(pg):
+        pytest.skip("the PostgreSQL server accepts any password over TCP")
 
 
 @pytest.fixture(scope="session")

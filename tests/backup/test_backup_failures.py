@@ -10,7 +10,6 @@ the database refuses a password, the destination already exists.
 from __future__ import annotations
 
 import signal
-import traceback
 from typing import Any
 
 import anyio
@@ -24,7 +23,6 @@ from monetr_backup import (
     Codec,
     DatabaseConnectionError,
     DirectoryStorage,
-    DumpFormat,
     FileArchive,
     PgDumpError,
     PostgresConfig,
@@ -35,28 +33,21 @@ from monetr_backup import (
     StorageSourceError,
     backup,
 )
-from monetr_backup.stages import open_pg_dump
 
-from support.databases import server_checks_passwords
 from support.env import Env, Sources
 from support.processes import kill_pg_dump, pg_dump_children, process_cmdline
+from support.secrets import WRONG_PASSWORD, full_text
 from support.sizes import DUMP_PART_SIZE, MIB, MIN_PART
 from support.targets import assert_nothing_at, multipart_uploads, names_in, read_bytes, write_bytes
 
 pytestmark = pytest.mark.anyio
 
 KEY = "backups/monetr.tar"
-WRONG_PASSWORD = "not-the-password-Zq8!x"
 #: No compression: archive bytes track dump bytes, so thresholds below are predictable.
 #: (The ~11 MB dump of ``source_db`` is still being written when 5 MiB have gone by:
 #: at most a few 256 KiB parts and a 1 MiB pipe lie between pg_dump and the archive.)
 # Every snapshot: the tests inject their faults from the progress callback.
 OPTIONS = BackupOptions(codec=Codec.NONE, dump_part_size=DUMP_PART_SIZE, progress_interval=0)
-
-
-def full_text(exc: BaseException) -> str:
-    """str, repr and the whole formatted traceback, causes and contexts included."""
-    return "\n".join([str(exc), repr(exc), *traceback.format_exception(exc)])
 
 
 class Target:
@@ -122,12 +113,6 @@ def target(request: pytest.FixtureRequest, env: Env) -> Target:
     return Target(request.param, env)
 
 
-@pytest.fixture
-def password_auth(env: Env) -> None:
-    if not server_checks_passwords(env.pg):
-        pytest.skip("the PostgreSQL server accepts any password over TCP")
-
-
 # --- pg_dump failures ----------------------------------------------------------------
 
 
@@ -147,25 +132,6 @@ async def test_bad_password_fails_preflight(
     assert WRONG_PASSWORD not in text
     assert env.pg.password not in text
     target.assert_empty()
-
-
-@pytest.mark.usefixtures("password_auth")
-async def test_open_pg_dump_bad_password(env: Env, source_db: str) -> None:
-    """The pg_dump stage alone: no output, and a PgDumpError carrying pg_dump's own
-    explanation (but not the password, which only ever was in its environment)."""
-    config = env.pg.config(source_db, password=WRONG_PASSWORD)
-    async with open_pg_dump(config, DumpFormat.CUSTOM, part_size=DUMP_PART_SIZE) as dump:
-        assert WRONG_PASSWORD.encode() not in process_cmdline(dump.pid)
-        parts = [part async for part in dump.parts]
-        with pytest.raises(PgDumpError) as info:
-            await dump.wait()
-    assert parts == []
-    error = info.value
-    assert error.returncode == 1
-    assert "password authentication failed" in error.stderr_tail
-    assert "password authentication failed" in str(error)
-    assert WRONG_PASSWORD not in full_text(error)
-    assert env.pg.password not in full_text(error)
 
 
 @pytest.mark.parametrize("how", ["sigkill", "terminate-backend"])

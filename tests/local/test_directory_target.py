@@ -9,9 +9,23 @@ import pytest
 import monetr_backup as mb
 
 from support.samples import Sample
-from support.targets import partial_files
+from support.targets import partial_files, tree
 
 pytestmark = pytest.mark.anyio
+
+
+async def test_restore_of_a_long_unicode_file_name(tmp_path: Path) -> None:
+    """A 240-byte UTF-8 file name (near the 255-byte limit) restores: temporary names
+    do not grow with the final name."""
+    name = "明" * 80  # 240 bytes
+    root = tmp_path / "storage"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / name).write_bytes(b"long")
+    archive = tmp_path / "a.tar.gz"
+    await mb.backup(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=root))
+    restored = tmp_path / "restored"
+    await mb.restore(mb.FileArchive(path=archive), storage=mb.DirectoryStorage(path=restored))
+    assert tree(restored) == {f"data/{name}": b"long"}
 
 
 @pytest.mark.parametrize("policy", list(mb.Overwrite))

@@ -1,4 +1,4 @@
-"""This process -> its children (pg_dump among them), their argv; commands run to success."""
+"""This process -> its children (pg_dump among them), their argv, its open files; run commands."""
 
 from __future__ import annotations
 
@@ -50,3 +50,16 @@ def run(args: list[str]) -> subprocess.CompletedProcess[bytes]:
     proc = subprocess.run(args, capture_output=True, check=False)
     assert proc.returncode == 0, (args, proc.stderr.decode(errors="replace"))
     return proc
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """Files under ``folder`` this process holds open."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+        if target.startswith(f"{folder}/"):
+            held.append(target)
+    return held
