@@ -9,31 +9,24 @@ Building blocks: ``pg``, ``s3`` (session servers, whose ``pg.config(database)``,
 ``s3.config()`` and ``s3.storage(bucket)`` are the library settings for them),
 ``databases`` (fresh databases), ``s3_config`` (``s3.config()``), ``bucket`` (fresh
 bucket), ``rich_template``/``source_db`` (a database worth backing up),
-``storage_corpus``/``storage_dir``/``storage_bucket`` (storage sources). ``env`` and
+``storage_corpus``/``storage_dir``/``storage_bucket`` (storage sources), ``sample`` (a
+small database and folder, backed up once, for the restore and verify tests). ``env`` and
 ``sources`` bundle them for tests that need many.
+
+Fixtures and hooks only: what tests import (helpers, the ``Env``/``Sources``/``Databases``
+types) lives in ``tests/support/``.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from backup_support import (
-    RICH_SEED_SQL,
-    UNSAFE_S3_KEYS,
-    make_storage_corpus,
-    pg_dump_children,
-    quote_ident,
-    write_storage_dir,
-)
 
 from monetr_backup import S3Config
 from monetr_backup.testing import (
@@ -42,6 +35,14 @@ from monetr_backup.testing import (
     postgres_server,
     seed_monetr_like,
 )
+
+from support.corpus import RICH_SEED_SQL, UNSAFE_S3_KEYS, make_storage_corpus
+from support.databases import Databases, server_checks_passwords
+from support.env import Env, Sources
+from support.names import unique_name
+from support.processes import pg_dump_children
+from support.samples import Sample, make_sample
+from support.targets import new_bucket, write_files
 
 #: No test here takes more than a few seconds; a hang should fail, not stall the run.
 TEST_TIMEOUT = 120.0
@@ -61,11 +62,6 @@ def _time_limited(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitab
             await test(*args, **kwargs)
 
     return limited
-
-
-def unique_name(prefix: str) -> str:
-    """A name no other test (or earlier run against an external server) has used."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -97,29 +93,6 @@ def s3() -> Iterator[TemporarySeaweedS3]:
     """The session's S3 server: SeaweedFS ``weed mini`` on 127.0.0.1."""
     with TemporarySeaweedS3() as server:
         yield server
-
-
-class Databases:
-    """Creates uniquely named databases for one test and drops them afterwards."""
-
-    def __init__(self, pg: PostgresServer) -> None:
-        self.pg = pg
-        self.created: list[str] = []
-
-    def create(self, *, template: str | None = None, seed: bool = False) -> str:
-        """A new database: empty (``template0``), a clone of ``template``, or monetr-seeded."""
-        name = unique_name("t").replace("-", "_")
-        source = quote_ident(template) if template else "template0"
-        self.pg.psql(f"CREATE DATABASE {quote_ident(name)} TEMPLATE {source} ENCODING 'UTF8'")
-        self.created.append(name)
-        if seed:
-            seed_monetr_like(self.pg, name)
-        return name
-
-    def drop_all(self) -> None:
-        for name in reversed(self.created):
-            self.pg.drop_database(name)
-        self.created.clear()
 
 
 @pytest.fixture
@@ -163,9 +136,7 @@ def s3_config(s3: TemporarySeaweedS3) -> S3Config:
 @pytest.fixture
 def bucket(s3: TemporarySeaweedS3) -> str:
     """A new, empty bucket for this test."""
-    name = unique_name("test")
-    s3.create_bucket(name)
-    return name
+    return new_bucket(s3, "test")
 
 
 @pytest.fixture
@@ -174,6 +145,21 @@ def output_dir(tmp_path: Path) -> Path:
     path = tmp_path / "out"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def password_auth(pg: PostgresServer) -> None:
+    """Skips the test if the server accepts any password over TCP (an external one may)."""
+    if not server_checks_passwords(pg):
+        pytest.skip("the PostgreSQL server accepts any password over TCP")
+
+
+@pytest.fixture(scope="session")
+def sample(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
+    """A seeded database and storage folder, with a gzip archive of both per dump format
+    (read-only for tests: damage a ``copy_archive()`` of one)."""
+    with make_sample(pg, tmp_path_factory.mktemp("sample")) as made:
+        yield made
 
 
 # --- storage sources -------------------------------------------------------------------
@@ -189,7 +175,7 @@ def storage_corpus() -> dict[str, bytes]:
 def storage_dir(tmp_path_factory: pytest.TempPathFactory, storage_corpus: dict[str, bytes]) -> Path:
     """A directory storage source holding :func:`storage_corpus` (read-only for tests)."""
     root = tmp_path_factory.mktemp("storage-source")
-    write_storage_dir(root, storage_corpus)
+    write_files(root, storage_corpus)
     return root
 
 
@@ -197,8 +183,7 @@ def storage_dir(tmp_path_factory: pytest.TempPathFactory, storage_corpus: dict[s
 def storage_bucket(s3: TemporarySeaweedS3, storage_corpus: dict[str, bytes]) -> str:
     """A bucket storage source holding :func:`storage_corpus` plus keys the backup must
     skip as unsafe (read-only for tests)."""
-    name = unique_name("storage-source")
-    s3.create_bucket(name)
+    name = new_bucket(s3, "storage-source")
     client = s3.client()
     objects = {**storage_corpus, **dict.fromkeys(UNSAFE_S3_KEYS, b"")}
 
@@ -214,43 +199,17 @@ def storage_bucket(s3: TemporarySeaweedS3, storage_corpus: dict[str, bytes]) -> 
 # --- bundles ---------------------------------------------------------------------------
 
 
-@dataclass
-class Env:
-    """What most backup tests need: the servers (``env.pg.config(database)`` and
-    ``env.s3.config()`` reach them), fresh databases, a fresh bucket and an empty output
-    directory."""
-
-    pg: PostgresServer
-    s3: TemporarySeaweedS3
-    databases: Databases
-    bucket: str
-    output_dir: Path
-    tmp_path: Path
-
-    @property
-    def client(self) -> Any:
-        """A synchronous botocore S3 client, for checking what the backup left."""
-        return self.s3.client()
-
-
 @pytest.fixture
 def env(
     pg: PostgresServer, s3: TemporarySeaweedS3, databases: Databases, bucket: str, tmp_path: Path
 ) -> Env:
+    """The servers, fresh databases, a fresh bucket and an empty ``out`` folder, bundled."""
     output_dir = tmp_path / "out"
     output_dir.mkdir()
     return Env(pg, s3, databases, bucket, output_dir, tmp_path)
 
 
-@dataclass
-class Sources:
-    """The storage corpus, and a directory and a bucket that both hold it."""
-
-    corpus: dict[str, bytes]
-    directory: Path
-    bucket: str
-
-
 @pytest.fixture(scope="session")
 def sources(storage_corpus: dict[str, bytes], storage_dir: Path, storage_bucket: str) -> Sources:
+    """The storage corpus and the directory and bucket sources that hold it, bundled."""
     return Sources(storage_corpus, storage_dir, storage_bucket)

@@ -9,10 +9,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import Env, Sources
 
 import monetr_backup as mb
 from monetr_backup import stages
+
+from support.env import Env, Sources
 
 pytestmark = pytest.mark.anyio
 

@@ -1,23 +1,25 @@
-"""The S3 multipart sink and the S3 client settings, against the real server."""
+"""Bytes -> an S3 object via the multipart sink: parts cut, checked by the server, or nothing."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any
 
 import pytest
-from backup_support import MIB, MIN_PART, multipart_uploads, object_keys
-from botocore.utils import parse_timestamp
 
-from monetr_backup import ArchiveWriteError, S3Config, UploadChecksum
-from monetr_backup._s3 import client as s3_client_module
+import monetr_backup as mb
+from monetr_backup import ArchiveWriteError, S3Config, UploadChecksum, stages
 from monetr_backup._s3 import upload as upload_module
 from monetr_backup.stages import open_s3_client, open_s3_upload
 from monetr_backup.testing import TemporarySeaweedS3
 
+from support.sizes import MIB, MIN_PART
+from support.targets import multipart_uploads, object_keys
+
 pytestmark = pytest.mark.anyio
+
 
 KEY = "archive.bin"
 
@@ -106,6 +108,8 @@ async def test_leaving_without_commit_aborts(
 
 
 EACH_CHECKSUM = pytest.mark.parametrize("checksum", list(UploadChecksum))
+
+
 #: Past one part (multipart upload), or below it (a single PutObject).
 MULTIPART_OR_SINGLE_PUT = pytest.mark.parametrize(
     "total", [2 * MIN_PART + 7, MIB], ids=["multipart", "single-put"]
@@ -171,85 +175,6 @@ async def test_a_part_damaged_on_the_way_is_refused(
     assert multipart_uploads(client, bucket) == []
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "2026-11-26T22:02:17.000Z",  # ListObjectsV2 LastModified
-        "2026-11-26T22:02:17Z",
-        "2026-11-26T22:02:17.123456+01:00",
-        "Thu, 26 Nov 2026 22:02:17 GMT",  # Last-Modified header
-        "1700000000",  # not S3's, but botocore's parser accepts it: so must ours
-    ],
-)
-def test_fast_timestamp_parser_agrees_with_botocore(value: str) -> None:
-    parsed = s3_client_module._parse_timestamp(value)
-    assert parsed == parse_timestamp(value)
-    assert parsed.utcoffset() is not None
-
-
-async def test_clients_use_the_fast_timestamp_parser(
-    s3_config: S3Config, bucket: str, s3: TemporarySeaweedS3
-) -> None:
-    s3.client().put_object(Bucket=bucket, Key=KEY, Body=b"x")
-    async with open_s3_client(s3_config) as aio:
-        listed = await aio.list_objects_v2(Bucket=bucket)
-        got = await aio.get_object(Bucket=bucket, Key=KEY)
-        await got["Body"].read()
-    # The stdlib parsers give datetime.timezone.utc; botocore's dateutil gives tzutc().
-    assert listed["Contents"][0]["LastModified"].tzinfo is UTC
-    assert got["LastModified"].tzinfo is UTC
-
-
-class Sent(Exception):
-    """Raised by a before-send hook: the request was built and signed, not sent."""
-
-
-@pytest.mark.parametrize(
-    ("endpoint", "environment", "signed"),
-    [
-        ("https://s3.example.test", None, False),
-        ("http://127.0.0.1:9", None, True),
-        (None, None, False),  # AWS itself
-        (None, "http://127.0.0.1:9", True),  # AWS_ENDPOINT_URL: plain http after all
-    ],
-    ids=["https", "http", "aws", "http-from-environment"],
-)
-async def test_payload_is_signed_only_without_tls(
-    endpoint: str | None,
-    environment: str | None,
-    *,
-    signed: bool,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Over TLS the server-checked CRC32 covers a part, so botocore must not SHA-256 it;
-    over plain http the payload signature is all there is, so it must."""
-    if environment is not None:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", environment)
-    config = S3Config(endpoint_url=endpoint, access_key="AKIDTEST", secret_key="secret")
-    headers: dict[str, str] = {}
-
-    def capture(request: Any, **_: Any) -> None:
-        for name, value in request.headers.items():
-            headers[name.lower()] = value.decode() if isinstance(value, bytes) else value
-        raise Sent
-
-    async with open_s3_client(config) as client:
-        client.meta.events.register("before-send.s3.UploadPart", capture)
-        with pytest.raises(Sent):
-            await client.upload_part(
-                Bucket="bucket",
-                Key=KEY,
-                UploadId="upload",
-                PartNumber=1,
-                Body=b"part",
-                ChecksumCRC32=upload_module._crc32(b"part"),
-            )
-
-    assert (headers["x-amz-content-sha256"] != "UNSIGNED-PAYLOAD") == signed
-    assert headers["x-amz-checksum-crc32"] == upload_module._crc32(b"part")
-    assert headers["user-agent"].startswith("monetr-backup/")
-
-
 async def test_complete_repeats_every_part_checksum(
     s3_config: S3Config, bucket: str, s3: TemporarySeaweedS3
 ) -> None:
@@ -288,3 +213,24 @@ async def test_a_server_that_ignores_crc32_fails_the_upload(
 
     assert object_keys(client, bucket) == []
     assert multipart_uploads(client, bucket) == []
+
+
+async def test_stream_too_big_for_max_parts_fails_cleanly(
+    s3: TemporarySeaweedS3, s3_config: mb.S3Config, bucket: str
+) -> None:
+    """At the last allowed part, data beyond one part is refused with a typed error (not
+    buffered without bound), and the multipart upload is aborted."""
+
+    async def upload_three_parts() -> None:
+        async with (
+            stages.open_s3_client(s3_config) as client,
+            stages.open_s3_upload(client, bucket, "big", part_size=MIN_PART, max_parts=1) as upload,
+        ):
+            for _ in range(3):
+                await upload.write(os.urandom(MIN_PART))
+            await upload.commit()
+
+    with pytest.raises(mb.ArchiveWriteError, match="max_parts"):
+        await upload_three_parts()
+    assert object_keys(s3.client(), bucket) == []
+    assert multipart_uploads(s3.client(), bucket) == []

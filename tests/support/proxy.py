@@ -1,11 +1,4 @@
-"""A TCP proxy for tests that cuts one HTTP download off in the middle of its body.
-
-It sits on 127.0.0.1 in front of an S3 endpoint and forwards bytes both ways. The first
-connection that carries a ``GET`` request is cut (both sides closed) after ``cut_after``
-bytes of the server's response have been forwarded; every later connection and request
-passes untouched. The request heads it saw are kept, so a test can check that the client
-came back with a ranged request.
-"""
+"""An S3 endpoint -> a TCP proxy in front of it that cuts one download off mid-body."""
 
 from __future__ import annotations
 
@@ -18,7 +11,14 @@ from anyio.abc import SocketAttribute, SocketStream
 
 
 class CuttingProxy:
-    """See the module notes; use :func:`cutting_proxy` to run one."""
+    """Forwards bytes both ways between clients on 127.0.0.1 and an S3 endpoint.
+
+    The first connection that carries a ``GET`` request is cut (both sides closed) after
+    ``cut_after`` bytes of the server's response have been forwarded; every later
+    connection and request passes untouched. The request heads it saw are kept, so a test
+    can check that the client came back with a ranged request. Use :func:`cutting_proxy`
+    to run one.
+    """
 
     def __init__(
         self, target_port: int, cut_after: int, on_cut: Callable[[], None] | None = None

@@ -8,34 +8,26 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers_archive import (
+
+import monetr_backup as mb
+from monetr_backup.testing import TemporarySeaweedS3
+
+from support.archives import (
     TOP,
-    Sample,
     build_tar,
-    copy_archive,
     flip_member_byte,
     header_json,
-    make_sample,
     member_names,
     regular,
     special,
     truncate_file,
 )
-
-import monetr_backup as mb
-from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
+from support.samples import Sample, copy_archive
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def sample(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
-    with make_sample(pg, tmp_path_factory.mktemp("verify-sample")) as made:
-        yield made
 
 
 def problem_members(report: mb.VerifyReport) -> list[str | None]:

@@ -10,26 +10,10 @@ the database refuses a password, the destination already exists.
 from __future__ import annotations
 
 import signal
-import traceback
 from typing import Any
 
 import anyio
 import pytest
-from backup_support import (
-    DUMP_PART_SIZE,
-    MIB,
-    MIN_PART,
-    assert_nothing_at,
-    kill_pg_dump,
-    multipart_uploads,
-    names_in,
-    pg_dump_children,
-    process_cmdline,
-    read_bytes,
-    server_checks_passwords,
-    write_bytes,
-)
-from conftest import Env, Sources
 from pydantic import SecretStr
 
 from monetr_backup import (
@@ -39,7 +23,6 @@ from monetr_backup import (
     Codec,
     DatabaseConnectionError,
     DirectoryStorage,
-    DumpFormat,
     FileArchive,
     PgDumpError,
     PostgresConfig,
@@ -50,22 +33,21 @@ from monetr_backup import (
     StorageSourceError,
     backup,
 )
-from monetr_backup.stages import open_pg_dump
+
+from support.env import Env, Sources
+from support.processes import kill_pg_dump, pg_dump_children, process_cmdline
+from support.secrets import WRONG_PASSWORD, full_text
+from support.sizes import DUMP_PART_SIZE, MIB, MIN_PART
+from support.targets import assert_nothing_at, multipart_uploads, names_in, read_bytes, write_bytes
 
 pytestmark = pytest.mark.anyio
 
 KEY = "backups/monetr.tar"
-WRONG_PASSWORD = "not-the-password-Zq8!x"
 #: No compression: archive bytes track dump bytes, so thresholds below are predictable.
 #: (The ~11 MB dump of ``source_db`` is still being written when 5 MiB have gone by:
 #: at most a few 256 KiB parts and a 1 MiB pipe lie between pg_dump and the archive.)
 # Every snapshot: the tests inject their faults from the progress callback.
 OPTIONS = BackupOptions(codec=Codec.NONE, dump_part_size=DUMP_PART_SIZE, progress_interval=0)
-
-
-def full_text(exc: BaseException) -> str:
-    """str, repr and the whole formatted traceback, causes and contexts included."""
-    return "\n".join([str(exc), repr(exc), *traceback.format_exception(exc)])
 
 
 class Target:
@@ -131,12 +113,6 @@ def target(request: pytest.FixtureRequest, env: Env) -> Target:
     return Target(request.param, env)
 
 
-@pytest.fixture
-def password_auth(env: Env) -> None:
-    if not server_checks_passwords(env.pg):
-        pytest.skip("the PostgreSQL server accepts any password over TCP")
-
-
 # --- pg_dump failures ----------------------------------------------------------------
 
 
@@ -156,19 +132,6 @@ async def test_bad_password_fails_preflight(
     assert WRONG_PASSWORD not in text
     assert env.pg.password not in text
     target.assert_empty()
-
-
-@pytest.mark.usefixtures("password_auth")
-async def test_open_pg_dump_bad_password(env: Env, source_db: str) -> None:
-    """The pg_dump stage alone checks the server first: wrong credentials are a
-    DatabaseConnectionError before pg_dump starts, naming neither password."""
-    config = env.pg.config(source_db, password=WRONG_PASSWORD)
-    with pytest.raises(DatabaseConnectionError, match="password authentication failed") as info:
-        async with open_pg_dump(config, DumpFormat.CUSTOM, part_size=DUMP_PART_SIZE):
-            pytest.fail("pg_dump started")
-    assert pg_dump_children() == []
-    assert WRONG_PASSWORD not in full_text(info.value)
-    assert env.pg.password not in full_text(info.value)
 
 
 @pytest.mark.parametrize("how", ["sigkill", "terminate-backend"])

@@ -8,27 +8,9 @@ concatenated and restored with ``pg_restore``/``psql`` into a fresh database who
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import pytest
-from backup_support import (
-    DUMP_PART_SIZE,
-    MIB,
-    MIN_PART,
-    UNSAFE_S3_KEYS,
-    assert_same_database,
-    check_archive_file,
-    file_mode,
-    multipart_uploads,
-    names_in,
-    object_keys,
-    read_bytes,
-    restore_dump,
-    write_bytes,
-    write_storage_dir,
-)
-from conftest import Env, Sources
 
 from monetr_backup import (
     BackupOptions,
@@ -40,6 +22,20 @@ from monetr_backup import (
     S3Archive,
     S3Storage,
     backup,
+)
+
+from support.archives import check_archive_file
+from support.corpus import UNSAFE_S3_KEYS
+from support.databases import assert_same_database, restore_dump
+from support.env import Env, Sources
+from support.sizes import DUMP_PART_SIZE, MIN_PART
+from support.targets import (
+    file_mode,
+    multipart_uploads,
+    names_in,
+    object_keys,
+    read_bytes,
+    write_bytes,
 )
 
 pytestmark = pytest.mark.anyio
@@ -172,46 +168,3 @@ async def test_codecs_database_only(codec: Codec, env: Env) -> None:
     want = env.pg.pg_dump_text(source, restrict_key="k")
     assert b"COPY public.transactions" in want
     assert env.pg.pg_dump_text(target, restrict_key="k") == want
-
-
-async def test_parts_grow_past_max_parts(env: Env) -> None:
-    """~27 MiB of incompressible archive with max_parts=3 at 5 MiB parts (which would need
-    six) still uploads: the part size doubles, and the last part takes the rest."""
-    client, bucket = env.client, env.bucket
-    files = {f"blob-{i}.bin": os.urandom(9 * MIB + 1000 * i) for i in range(3)}
-    source = env.tmp_path / "random"
-    write_storage_dir(source, files)
-    stored: list[int] = []
-
-    def on_progress(progress: Progress) -> None:
-        total = sum(stored)
-        if progress.archive_bytes_stored > total:
-            stored.append(progress.archive_bytes_stored - total)
-
-    await backup(
-        S3Archive(
-            s3=env.s3.config(), bucket=bucket, key="big.tar", part_size=MIN_PART, max_parts=3
-        ),
-        storage=DirectoryStorage(path=source),
-        # Every snapshot: the test reads each part's report off the counter.
-        options=BackupOptions(codec=Codec.NONE, progress_interval=0),
-        progress=on_progress,
-    )
-
-    size = client.head_object(Bucket=bucket, Key="big.tar")["ContentLength"]
-    assert size > 5 * MIN_PART
-    part_sizes = [
-        client.head_object(Bucket=bucket, Key="big.tar", PartNumber=n)["ContentLength"]
-        for n in (1, 2, 3)
-    ]
-    assert client.head_object(Bucket=bucket, Key="big.tar", PartNumber=1)["PartsCount"] == 3
-    assert part_sizes == [MIN_PART, 2 * MIN_PART, size - 3 * MIN_PART]
-    # The uploader reported each part as the server accepted it.
-    assert sorted(stored) == sorted(part_sizes)
-    assert multipart_uploads(client, bucket) == []
-
-    archive = env.tmp_path / "big.tar"
-    write_bytes(archive, client.get_object(Bucket=bucket, Key="big.tar")["Body"].read())
-    extracted = check_archive_file(archive, Codec.NONE, env.tmp_path / "x")
-    assert extracted.objects == files
-    assert extracted.header.database is None

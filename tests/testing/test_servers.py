@@ -17,8 +17,6 @@ import botocore.exceptions
 import botocore.session
 import pydantic
 import pytest
-from conftest import Databases, unique_name
-from helpers_archive import bucket_objects, put_objects
 
 import monetr_backup as mb
 import monetr_backup.testing
@@ -32,6 +30,10 @@ from monetr_backup.testing import (
     seed_monetr_like,
     seed_storage_dir,
 )
+
+from support.databases import Databases
+from support.names import unique_name
+from support.targets import bucket_objects, put_objects
 
 
 def _gone(pid: int, timeout: float = 5.0) -> bool:

@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_support import decompress, gnu_tar_list, quote_ident
-from conftest import Databases
-from helpers_archive import tree
 
 import monetr_backup as mb
 from monetr_backup.testing import PostgresServer
 
+from support.archives import decompress, gnu_tar_list
+from support.databases import Databases, quote_ident
+from support.targets import tree
+
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).parent / "fixtures" / "v1"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "v1"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
 ARCHIVES: dict[str, dict[str, Any]] = EXPECTED["archives"]
 

@@ -1,0 +1,1 @@
+"""Helpers the tests share, one module per concern; fixtures live in tests/conftest.py."""
