@@ -19,6 +19,7 @@ __all__ = [
     "BackupError",
     "ChecksumError",
     "ClientNotFoundError",
+    "ClientVersionError",
     "CorruptArchiveError",
     "DatabaseConnectionError",
     "DatabaseError",
@@ -49,6 +50,10 @@ class DatabaseConnectionError(DatabaseError):
 
 class ClientNotFoundError(DatabaseError):
     """A PostgreSQL client program (``pg_dump``, ``pg_restore``, ``psql``) was not found."""
+
+
+class ClientVersionError(DatabaseError):
+    """The client program found is older than the server; the message names both."""
 
 
 class PgDumpError(DatabaseError):

@@ -26,7 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .._config import DumpFormat, PostgresConfig
 from .._errors import PgDumpError, single_errors
 from .._protocols import DumpPart
-from .programs import Tool, client_env, find_binary, open_tool, tool_version
+from .programs import Tool, check_client, client_env, find_client, open_tool
 from .server import ServerInfo, probe_server
 
 __all__ = ["PgDump", "open_pg_dump", "read_part"]
@@ -158,10 +158,10 @@ async def open_pg_dump(
     ``server`` is what a preflight check already learned; without it one runs first,
     so a server that cannot be reached fails here, before pg_dump starts.
     """
-    binary = find_binary("pg_dump", config.bin_dir)
+    binary, version = await find_client("pg_dump", config.bin_dir)
     if server is None:
         server = await probe_server(config)
-    version = await tool_version(binary)
+    check_client("pg_dump", version, server.server_version)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     async with AsyncExitStack() as stack:
         stack.enter_context(single_errors())

@@ -18,8 +18,8 @@ import anyio
 
 from .._config import DumpFormat, PostgresConfig
 from .._errors import DatabaseConnectionError, PgRestoreError
-from .programs import Tool, client_env, find_binary, open_tool
-from .server import drop_database, prepare_target
+from .programs import Tool, check_client, client_env, find_client, open_tool
+from .server import drop_database, prepare_target, probe_server
 
 __all__ = ["PgRestore", "open_pg_restore", "restore_args"]
 
@@ -229,8 +229,15 @@ async def open_pg_restore(
     """
     program, args = restore_args(dump_format, no_owner=no_owner, role=role)
     pipeline = clean and dump_format is DumpFormat.CUSTOM
-    binary = find_binary(program, config.bin_dir)
-    psql = find_binary("psql", config.bin_dir) if pipeline else binary
+    binary, version = await find_client(program, config.bin_dir)
+    psql = binary
+    if pipeline:
+        psql, psql_version = await find_client("psql", config.bin_dir)
+    # The maintenance database: the target itself may not exist yet.
+    server = await probe_server(config, database="postgres")
+    check_client(program, version, server.server_version)
+    if pipeline:
+        check_client("psql", psql_version, server.server_version)
     created = await prepare_target(config, create=create_database, clean=clean, dry_run=dry_run)
     try:
         if dry_run:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -25,13 +24,14 @@ import anyio
 from anyio.abc import Process
 
 from .._config import PostgresConfig
-from .._errors import ClientNotFoundError
+from .._errors import ClientNotFoundError, ClientVersionError
 
 __all__ = [
     "StderrTail",
     "Tool",
+    "check_client",
     "client_env",
-    "find_binary",
+    "find_client",
     "open_tool",
     "tls_settings",
     "tool_version",
@@ -128,31 +128,58 @@ async def open_tool(
 _DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
 
 
-def _version_key(path: Path) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", path.name)) or (0,)
+def version_numbers(text: str) -> tuple[int, ...]:
+    """The version in ``pg_dump (PostgreSQL) 16.2`` or ``15.18 (Debian 15.18-0+deb12u1)``."""
+    match = re.search(r"(\d+)(?:\.(\d+))?", text)
+    return tuple(int(number) for number in match.groups() if number) if match else ()
 
 
-def find_binary(name: str, bin_dir: Path | None = None) -> Path:
-    """Locate a PostgreSQL client program.
+def _candidates(name: str) -> list[Path]:
+    """Every ``name`` installed: Debian's versioned folders, newest first, then ``PATH``."""
+    found: list[Path] = []
+    if _DEBIAN_PG_ROOT.is_dir():
+        folders = sorted(
+            _DEBIAN_PG_ROOT.iterdir(), key=lambda path: version_numbers(path.name), reverse=True
+        )
+        found += [folder / "bin" / name for folder in folders if (folder / "bin" / name).is_file()]
+    for folder in os.get_exec_path():
+        candidate = Path(folder) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK) and candidate not in found:
+            found.append(candidate)
+    return found
 
-    An explicit ``bin_dir`` wins. Otherwise the newest ``/usr/lib/postgresql/<v>/bin``
-    is preferred over ``PATH`` because Debian's ``PATH`` entry is a wrapper that may pick
-    an older version than the server needs.
+
+async def find_client(name: str, bin_dir: Path | None = None) -> tuple[Path, str]:
+    """A PostgreSQL client program and its ``--version``: the newest one installed.
+
+    An explicit ``bin_dir`` wins. Otherwise every copy found is asked its version, since
+    ``PATH`` may hold an older one (Debian's wrapper, a distribution package) than a
+    PostgreSQL installed beside it, and only a client at least as new as the server can
+    dump it.
     """
     if bin_dir is not None:
         candidate = bin_dir / name
         if not candidate.is_file():
             raise ClientNotFoundError(f"{name} not found in {bin_dir}")
-        return candidate
-    if _DEBIAN_PG_ROOT.is_dir():
-        for version_dir in sorted(_DEBIAN_PG_ROOT.iterdir(), key=_version_key, reverse=True):
-            candidate = version_dir / "bin" / name
-            if candidate.is_file():
-                return candidate
-    found = shutil.which(name)
-    if found is None:
+        return candidate, await tool_version(candidate)
+    candidates = _candidates(name)
+    if not candidates:
         raise ClientNotFoundError(f"{name} not found: install the PostgreSQL client or set bin_dir")
-    return Path(found)
+    versions = [(candidate, await tool_version(candidate)) for candidate in candidates]
+    # max() keeps the first of equals: Debian's own folder before a PATH wrapper.
+    return max(versions, key=lambda found: version_numbers(found[1]))
+
+
+def check_client(program: str, client_version: str, server_version: str) -> None:
+    """Refuse a client program older (by major version) than the server it would talk to."""
+    client, server = version_numbers(client_version), version_numbers(server_version)
+    if client and server and client[0] < server[0]:
+        raise ClientVersionError(
+            f"{program} is version {'.'.join(map(str, client))} and the server "
+            f"{'.'.join(map(str, server))}: a client older than the server cannot be trusted "
+            f"with it (pg_dump refuses). Install the PostgreSQL {server[0]} client programs "
+            "(or newer), or point PostgresConfig.bin_dir at their bin folder"
+        )
 
 
 def client_env(config: PostgresConfig, *, database: str | None = None) -> dict[str, str]:
