@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,11 +42,34 @@ from support.databases import Databases, server_checks_passwords
 from support.env import Env, Sources
 from support.names import unique_name
 from support.processes import pg_dump_children
+from support.reliability import cases_of
 from support.samples import Sample, make_sample
 from support.targets import new_bucket, write_files
 
 #: No test here takes more than a few seconds; a hang should fail, not stall the run.
 TEST_TIMEOUT = 120.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-json",
+        type=Path,
+        help="write the cases marked reliability to this file (see tests/support/reliability.py)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "reliability(kind, what, outcome): a fault, hostile input or cancellation case "
+        "listed in docs/reliability.md",
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    target: Path | None = session.config.getoption("--reliability-json")
+    if target is not None:
+        target.write_text(json.dumps([vars(case) for case in cases_of(session.items)]))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
