@@ -160,6 +160,11 @@ def single_errors() -> Iterator[None]:
         chosen = ours[0] if ours else errors[0] if len(errors) == 1 else None
         if chosen is None:
             raise
+        # A note added on the way out (a database that could not be dropped) was added to
+        # whatever passed by then, often the group: it belongs to the error raised.
+        for note in _notes(group):
+            if note not in getattr(chosen, "__notes__", ()):
+                chosen.add_note(note)
         raise chosen from chosen.__cause__
 
 
@@ -169,3 +174,10 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
             yield from _leaves(exc)
         else:
             yield exc
+
+
+def _notes(group: BaseExceptionGroup[BaseException]) -> Iterator[str]:
+    yield from getattr(group, "__notes__", ())
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _notes(exc)

@@ -20,6 +20,7 @@ from .._errors import StorageSourceError
 from .._format.documents import SkippedObject
 from .._protocols import Member
 from .._units import MIB
+from .safe_paths import open_shielded
 
 __all__ = ["directory_objects"]
 
@@ -76,13 +77,15 @@ async def directory_objects(
             skipped.append(SkippedObject(key=key, reason="not a regular file"))
             continue
         try:
-            file = await aiofiles.open(entry.path, "rb", opener=_open_nofollow)
+            file = await open_shielded(entry.path, "rb", opener=_open_nofollow)
         except FileNotFoundError:
             skipped.append(SkippedObject(key=key, reason="deleted before it was read"))
             continue
         except OSError as exc:
             raise StorageSourceError(f"cannot open storage file {key!r}: {exc}") from exc
-        info = await anyio.to_thread.run_sync(os.fstat, file.fileno())
+        # Shielded: cancelled at this call's checkpoint, the open file would be left.
+        with anyio.CancelScope(shield=True):
+            info = await anyio.to_thread.run_sync(os.fstat, file.fileno())
         if not stat.S_ISREG(info.st_mode):
             await file.close()
             skipped.append(SkippedObject(key=key, reason="not a regular file"))

@@ -15,14 +15,13 @@ import secrets
 import shutil
 from pathlib import Path
 
-import aiofiles
 import anyio
 import anyio.to_thread
 
 from .._config import Overwrite
 from .._errors import StorageTargetError, UnsafeMemberError
 from .._protocols import Outcome, StoredObject
-from .safe_paths import dir_fd, exists, key_parts
+from .safe_paths import dir_fd, exists, key_parts, open_shielded
 
 __all__ = ["DirectoryTarget"]
 
@@ -78,11 +77,16 @@ class DirectoryTarget:
                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                 0o600,
             )
-            async with aiofiles.open(fd, "wb") as file:
+            file = await open_shielded(fd, "wb")
+            try:
                 async for chunk in item.chunks:
                     await file.write(chunk)
                 await file.flush()
                 await anyio.to_thread.run_sync(os.fsync, file.fileno())
+            finally:
+                # Shielded: aiofiles closes in a thread that a cancellation would abandon.
+                with anyio.CancelScope(shield=True):
+                    await file.close()
         except OSError as exc:
             raise StorageTargetError(
                 f"writing {item.key!r} under {self.root} failed: {exc}"

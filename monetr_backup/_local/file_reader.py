@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
-import aiofiles
 import anyio
 
 from .._errors import ArchiveReadError
 from .._units import MIB
+from .safe_paths import open_shielded
 
 __all__ = ["file_bytes"]
 
@@ -21,7 +21,7 @@ async def file_bytes(
 ) -> AsyncGenerator[bytes, None]:
     """Yield the bytes of the file at ``path``."""
     try:
-        file = await aiofiles.open(path, "rb")
+        file = await open_shielded(path, "rb")
     except FileNotFoundError as exc:
         raise ArchiveReadError(f"no archive at {path}") from exc
     except OSError as exc:

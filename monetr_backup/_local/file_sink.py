@@ -7,18 +7,19 @@ so a reader never sees a partial file at ``path`` and a failure leaves nothing b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aiofiles
 import anyio
 import anyio.to_thread
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from .._errors import ArchiveWriteError
+from .safe_paths import open_shielded
 
 __all__ = ["FileSink", "open_file_sink"]
 
@@ -82,7 +83,10 @@ class FileSink:
             return
         self._done = True
         with anyio.CancelScope(shield=True):
-            await self._file.close()
+            # Closing flushes what is buffered, which fails on a full disk (often the very
+            # error being handled); the file is closed all the same, and goes anyway.
+            with contextlib.suppress(OSError):
+                await self._file.close()
             await anyio.to_thread.run_sync(self._temp.unlink, True)
 
 
@@ -95,14 +99,17 @@ async def open_file_sink(path: Path | str, *, overwrite: bool = False) -> AsyncI
             f"{path} already exists (BackupOptions.replace_archive replaces it)"
         )
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
-    try:
-        fd = await anyio.to_thread.run_sync(
-            os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
-        )
-    except OSError as exc:
-        raise ArchiveWriteError(f"cannot create {temp}: {exc}") from exc
-    file = await aiofiles.open(fd, "wb")
-    sink = FileSink(path, temp, file, overwrite)
+    # Shielded from creating the file to having the sink that removes it: cancelled in
+    # between, the temporary file would be left behind.
+    with anyio.CancelScope(shield=True):
+        try:
+            fd = await anyio.to_thread.run_sync(
+                os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+            )
+        except OSError as exc:
+            raise ArchiveWriteError(f"cannot create {temp}: {exc}") from exc
+        file = await open_shielded(fd, "wb")
+        sink = FileSink(path, temp, file, overwrite)
     try:
         yield sink
     finally:

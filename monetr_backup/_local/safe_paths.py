@@ -11,11 +11,15 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any
+
+import aiofiles
+import anyio
 
 from .._errors import UnsafeMemberError
 from .._format.layout import unsafe_path_reason
 
-__all__ = ["dir_fd", "exists", "key_parts"]
+__all__ = ["dir_fd", "exists", "key_parts", "open_shielded"]
 
 
 def key_parts(key: str) -> list[str]:
@@ -76,3 +80,14 @@ def exists(root: Path, parts: list[str]) -> bool:
     if stat.S_ISDIR(info.st_mode):
         raise UnsafeMemberError("a folder is where this key's file would go", member=key)
     return True
+
+
+async def open_shielded(file: str | Path | int, mode: str, **kwargs: Any) -> Any:
+    """``aiofiles.open``, shielded from cancellation.
+
+    aiofiles opens in an executor thread that a cancellation does not stop: cancelled
+    while it runs, the file would be opened anyway with nobody left to close it (and a
+    descriptor, or a temporary file, would leak from a cancelled backup or restore).
+    """
+    with anyio.CancelScope(shield=True):
+        return await aiofiles.open(file, mode, **kwargs)  # type: ignore[call-overload]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -38,25 +40,60 @@ class ServerInfo:
     database_size: int
 
 
+#: What asyncpg raises for a server that cannot be reached or used.
+_PG_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+#: Seconds a session may take beyond ``connect_timeout``.
+_SESSION_SLACK = 5.0
+
+
+@asynccontextmanager
+async def _session(config: PostgresConfig, database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A short asyncpg session, shielded from cancellation and bounded in time.
+
+    asyncpg cancelled mid-handshake or mid-query can leak the connection or raise
+    ``ConnectionError`` from a loop callback (MagicStack/asyncpg#464, #1211). These
+    sessions take milliseconds, so a cancellation waits for them (a few seconds at worst)
+    rather than risking that. Every asyncpg error becomes :class:`DatabaseConnectionError`
+    here, the one place that maps them; a database that does not exist stays asyncpg's
+    ``InvalidCatalogNameError`` for the caller that may create it.
+    """
+    where = f"database {database!r} at {config.host}:{config.port} as {config.user!r}"
+    with anyio.CancelScope(shield=True):
+        try:
+            with anyio.fail_after(config.connect_timeout + _SESSION_SLACK):
+                try:
+                    conn = await connect(config, database)
+                except asyncpg.InvalidCatalogNameError:
+                    raise
+                except _PG_ERRORS as exc:
+                    # asyncpg's messages name host, user and database, never the password.
+                    raise DatabaseConnectionError(
+                        f"cannot connect to {where}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                try:
+                    yield conn
+                except _PG_ERRORS as exc:
+                    raise DatabaseConnectionError(
+                        f"talking to {where} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+                finally:
+                    await conn.close()
+        except TimeoutError as exc:
+            raise DatabaseConnectionError(f"{where} did not answer in time") from exc
+
+
 async def probe_server(config: PostgresConfig, *, database: str | None = None) -> ServerInfo:
     """Connect once with asyncpg: check credentials, read the version and database size.
 
     Failing here gives a clear error before any subprocess starts or upload begins.
     """
-    target = database or config.database
     try:
-        with anyio.fail_after(config.connect_timeout + 5):
-            conn = await connect(config, target)
-        try:
+        async with _session(config, database or config.database) as conn:
             version = await conn.fetchval("SHOW server_version")
             size = await conn.fetchval("SELECT pg_database_size(current_database())")
-        finally:
-            await conn.close()
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        # asyncpg's messages name host, user and database but never the password.
+    except asyncpg.InvalidCatalogNameError as exc:
         raise DatabaseConnectionError(
-            f"cannot connect to database {target!r} at {config.host}:{config.port} as "
-            f"{config.user!r}: {type(exc).__name__}: {exc}"
+            f"database {database or config.database!r} does not exist"
         ) from exc
     return ServerInfo(server_version=str(version), database_size=int(size))
 
@@ -79,9 +116,12 @@ async def prepare_target(
     """Check a restore target: it exists (or may be created) and is empty (or ``clean``).
 
     Returns whether the database was created (so a failed restore can drop it again).
+    Sessions are shielded (see :func:`_session`), so once CREATE DATABASE has run the
+    caller always learns that it did: a cancellation cannot leave a database nobody drops.
     """
     try:
-        conn = await connect(config)
+        async with _session(config, config.database) as conn:
+            tables = await conn.fetchval(_USER_TABLES_SQL)
     except asyncpg.InvalidCatalogNameError as exc:
         if not create:
             raise DatabaseConnectionError(
@@ -89,20 +129,8 @@ async def prepare_target(
             ) from exc
         if dry_run:
             return False
-        # Shielded: once CREATE DATABASE has run, the caller must learn that it did, or a
-        # cancellation arriving now would leave a database nobody drops.
-        with anyio.CancelScope(shield=True):
-            await _admin_execute(config, f"CREATE DATABASE {_quote_ident(config.database)}")
+        await _admin_execute(config, f"CREATE DATABASE {_quote_ident(config.database)}")
         return True
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise DatabaseConnectionError(
-            f"cannot connect to database {config.database!r} at {config.host}:{config.port} "
-            f"as {config.user!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-    try:
-        tables = await conn.fetchval(_USER_TABLES_SQL)
-    finally:
-        await conn.close()
     if tables and not clean:
         raise TargetNotEmptyError(
             f"database {config.database!r} already has {tables} tables or other relations; "
@@ -121,12 +149,9 @@ async def drop_database(config: PostgresConfig) -> None:
 async def _admin_execute(config: PostgresConfig, sql: str) -> None:
     # CREATE/DROP DATABASE cannot run inside the target itself: use the maintenance DB.
     try:
-        conn = await connect(config, "postgres")
-        try:
+        async with _session(config, "postgres") as conn:
             await conn.execute(sql)
-        finally:
-            await conn.close()
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (DatabaseConnectionError, asyncpg.InvalidCatalogNameError) as exc:
         raise DatabaseConnectionError(
             f"{sql.split(' ', maxsplit=1)[0]} DATABASE failed: {exc}"
         ) from exc

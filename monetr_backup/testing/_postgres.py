@@ -454,6 +454,20 @@ class TemporaryPostgres(PostgresServer, Started):
         """Stop the server (immediate mode) and delete its directory; safe to call twice."""
         self._cleanup()
 
+    def crash(self) -> None:
+        """Stop the server at once (``pg_ctl -m immediate``), keeping its data, as a
+        fault: clients see their connections drop. :meth:`recover` starts it again."""
+        if not self._pg_ctl_stop():
+            raise RuntimeError("pg_ctl stop failed")
+
+    def recover(self) -> None:
+        """Start the server again after :meth:`crash`, on the same port."""
+        wanted, self._wanted_port = self._wanted_port, self.port
+        try:
+            self._start_server()
+        finally:
+            self._wanted_port = wanted
+
 
 @contextlib.contextmanager
 def postgres_server(*, bin_dir: str | Path = DEFAULT_PG_BIN_DIR) -> Iterator[PostgresServer]:

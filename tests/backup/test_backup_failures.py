@@ -24,7 +24,9 @@ from monetr_backup import (
     DatabaseConnectionError,
     DirectoryStorage,
     FileArchive,
+    Manifest,
     PgDumpError,
+    Phase,
     PostgresConfig,
     Progress,
     S3Archive,
@@ -134,6 +136,11 @@ async def test_bad_password_fails_preflight(
     target.assert_empty()
 
 
+@pytest.mark.reliability(
+    "fault",
+    "pg_dump killed, or its server backend terminated, while the archive is written",
+    "PgDumpError with pg_dump's stderr; no archive, upload or temporary file left",
+)
 @pytest.mark.parametrize("how", ["sigkill", "terminate-backend"])
 async def test_pg_dump_dying_midstream(
     how: str, target: Target, env: Env, source_db: str, sources: Sources
@@ -195,6 +202,11 @@ async def test_pg_dump_dying_midstream(
 # --- cancellation --------------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    "cancellation",
+    "backup cancelled while pg_dump streams, or while objects are fetched ahead",
+    "cancelled; pg_dump killed, no archive, upload or temporary file left",
+)
 @pytest.mark.parametrize("phase", ["dumping database", "copying storage"])
 async def test_cancel_from_progress_callback(
     phase: str, target: Target, env: Env, source_db: str, sources: Sources
@@ -233,6 +245,11 @@ async def test_cancel_from_progress_callback(
     target.assert_empty()
 
 
+@pytest.mark.reliability(
+    "cancellation",
+    "backup cancelled by the caller's own timeout (another task) while data flows",
+    "cancelled; pg_dump killed, nothing left at the destination",
+)
 async def test_cancel_from_outside_while_data_flows(
     target: Target, env: Env, source_db: str, sources: Sources
 ) -> None:
@@ -291,6 +308,11 @@ async def test_existing_target_is_refused(target: Target, env: Env, source_db: s
         assert target.client.head_object(Bucket=env.bucket, Key=KEY)["ETag"] == etag
 
 
+@pytest.mark.reliability(
+    "fault",
+    "another writer creates the archive's key or file while the backup runs",
+    "ArchiveWriteError; the other writer's archive is kept, ours is not left",
+)
 @pytest.mark.parametrize("size", ["small", "multipart"])
 async def test_target_appearing_during_backup_is_not_replaced(
     size: str, target: Target, env: Env, source_db: str, sources: Sources
@@ -398,3 +420,51 @@ async def test_password_only_in_pg_dump_environment(env: Env, source_db: str) ->
     assert len(cmdlines) == 1
     assert b"pg_dump" in cmdlines[0]
     assert env.pg.password.encode() not in cmdlines[0]
+
+
+# --- cancelled at every phase: before the commit nothing, after it the result -----------
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "backup cancelled at each progress phase (S3 object and local file)",
+    "before committing: cancelled, nothing left; from committing on: the manifest, archive there",
+)
+@pytest.mark.parametrize(
+    "phase",
+    [Phase.STARTING, Phase.DUMPING_DATABASE, Phase.COPYING_STORAGE, Phase.COMMITTING, Phase.DONE],
+)
+async def test_cancel_at_each_phase(
+    phase: Phase, target: Target, env: Env, source_db: str, sources: Sources
+) -> None:
+    """Cancelled as the backup enters ``phase``. Up to the point of no return the
+    cancellation wins and nothing is left; from COMMITTING on the commit and everything
+    after it run shielded, so the backup returns its manifest and the archive is there
+    (issue 9: it used to raise "cancelled" with the archive visible)."""
+    children = pg_dump_children()
+    result: list[Manifest] = []
+    with anyio.CancelScope() as scope:
+
+        def on_progress(progress: Progress) -> None:
+            if progress.phase is phase:
+                scope.cancel()
+
+        result.append(
+            await backup(
+                target.destination(),
+                database=env.pg.config(source_db),
+                storage=DirectoryStorage(path=sources.directory),
+                options=OPTIONS,
+                progress=on_progress,
+            )
+        )
+    committed = phase in {Phase.COMMITTING, Phase.DONE}
+    assert scope.cancelled_caught is not committed
+    if committed:
+        assert len(result) == 1
+        target.assert_only(target.existing())
+        assert target.existing()[257:262] == b"ustar"
+    else:
+        assert result == []
+        target.assert_empty()
+    assert pg_dump_children() == children

@@ -108,6 +108,11 @@ FOREIGN = {
 }
 
 
+@pytest.mark.reliability(
+    "hostile input",
+    "not an archive of ours: empty, random, a zip, a foreign tar, a future format ...",
+    "CorruptArchiveError; nothing written",
+)
 @pytest.mark.parametrize("foreign", list(FOREIGN), ids=list(FOREIGN))
 async def test_foreign_archive(foreign: str, tmp_path: Path) -> None:
     """Anything that is not a complete archive of ours raises CorruptArchiveError and writes

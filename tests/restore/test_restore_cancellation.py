@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import anyio
@@ -13,11 +14,16 @@ from monetr_backup.testing import PostgresServer
 from support.databases import Databases, database_exists, new_database_name
 from support.processes import child_processes
 from support.samples import PART_SIZE, RESTRICT_KEY, Sample
-from support.targets import tree
+from support.targets import snapshot, tree
 
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.reliability(
+    "cancellation",
+    "restore cancelled midway (dump flowing, or files staged), new and existing database",
+    "cancelled; created database dropped, existing unchanged, no file, no child process",
+)
 @pytest.mark.parametrize(
     ("dump_format", "phase"),
     [
@@ -82,3 +88,99 @@ async def test_cancelled_restore_leaves_nothing(
             assert pg.pg_dump_text(existing, restrict_key=RESTRICT_KEY) == before
         assert child_processes() == children
         assert tree(tmp_path / "files") == {}
+
+
+RESTORE_PHASES = [
+    mb.Phase.STARTING,
+    mb.Phase.RESTORING_DATABASE,
+    mb.Phase.RESTORING_STORAGE,
+    mb.Phase.COMMITTING,
+    mb.Phase.DONE,
+]
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "restore cancelled at each progress phase, into a new and an existing database",
+    "before committing: cancelled, targets as they were; from committing on: restored, returned",
+)
+@pytest.mark.parametrize("create", [True, False], ids=["new-db", "existing-db"])
+@pytest.mark.parametrize("phase", RESTORE_PHASES)
+async def test_cancel_at_each_phase(
+    *,
+    phase: mb.Phase,
+    create: bool,
+    sample: Sample,
+    pg: PostgresServer,
+    databases: Databases,
+    tmp_path: Path,
+) -> None:
+    """Cancelled as the restore enters ``phase``. Up to the point of no return both targets
+    stay as they were; from COMMITTING on the database commit and the files' publishing
+    run shielded to the end, so the restore returns and everything is in place (issue 9:
+    it used to raise "cancelled" with the database committed and files half published)."""
+    target = new_database_name(databases) if create else databases.create()
+    before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) if not create else b""
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "kept.txt").write_bytes(b"was here")
+    folder_before = snapshot(files)
+    children = child_processes()
+    results: list[mb.RestoreResult] = []
+    with anyio.CancelScope() as scope:
+
+        def on_progress(progress: mb.Progress) -> None:
+            if progress.phase is phase:
+                scope.cancel()
+
+        results.append(
+            await mb.restore(
+                mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM]),
+                database=pg.config(target),
+                storage=mb.DirectoryStorage(path=files),
+                options=mb.RestoreOptions(create_database=create, progress_interval=0),
+                progress=on_progress,
+            )
+        )
+    committed = phase in {mb.Phase.COMMITTING, mb.Phase.DONE}
+    assert scope.cancelled_caught is not committed
+    if committed:
+        assert results[0].database_restored
+        assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == sample.dump
+        assert tree(files) == {**sample.files, "kept.txt": b"was here"}
+    else:
+        assert results == []
+        if create:
+            assert not database_exists(pg, target)
+        else:
+            assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == before
+        assert snapshot(files) == folder_before
+    assert child_processes() == children
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "restore with create_database cancelled after random delays (around CREATE DATABASE)",
+    "returned and restored, or cancelled with the database not there",
+)
+async def test_cancel_around_create_database(
+    sample: Sample, pg: PostgresServer, databases: Databases
+) -> None:
+    """Cancelled after short random delays, the first ones landing while CREATE DATABASE
+    runs: whenever the restore did not return, the database it created is gone (issue 9
+    item 4: the create used to happen before the cleanup that drops it was in place)."""
+    delays = random.Random(9).sample(range(0, 120), 16)
+    for delay in sorted(delays):
+        target = new_database_name(databases)
+        returned = False
+        with anyio.move_on_after(delay / 1000):
+            await mb.restore(
+                mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM]),
+                database=pg.config(target),
+                options=mb.RestoreOptions(create_database=True),
+            )
+            returned = True
+        if returned:
+            assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == sample.dump
+        else:
+            assert not database_exists(pg, target), f"left behind after {delay} ms"

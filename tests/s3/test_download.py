@@ -41,6 +41,11 @@ def big_archive(
 CUT_AFTER = 200 * 1024
 
 
+@pytest.mark.reliability(
+    "fault",
+    "the archive download cut mid-body by a proxy",
+    "resumed with a ranged If-Match GET; restore correct",
+)
 async def test_download_resumes_after_a_cut_connection(
     big_archive: tuple[str, dict[str, bytes]], s3: TemporarySeaweedS3, tmp_path: Path
 ) -> None:
@@ -90,6 +95,11 @@ async def test_download_of_an_object_replaced_meanwhile_fails(
     assert tree(tmp_path / "files") == {}
 
 
+@pytest.mark.reliability(
+    "fault",
+    "the archive download cut mid-body, no resumes allowed",
+    "ArchiveReadError; nothing restored",
+)
 async def test_download_cut_without_resumes_fails(
     big_archive: tuple[str, dict[str, bytes]], s3: TemporarySeaweedS3, tmp_path: Path
 ) -> None:

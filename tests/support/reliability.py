@@ -29,13 +29,11 @@ KINDS = {
     "cancellation": "Cancellation",
 }
 
-#: What every case checks, whatever its fault: the contract of docs/reliability.md.
-EVIDENCE = (
-    "the operation either returned its result or raised a typed error, and in the second "
-    "case left nothing: no archive object or file, no incomplete multipart upload, no "
-    "temporary file, no database it created, no changed database (pg_dump before and "
-    "after), no changed directory (every file and folder, with modes), no object it "
-    "wrote, no child process"
+#: What "nothing left" means in an outcome: what its cases compared before and after.
+NOTHING_LEFT = (
+    "no archive object or file, no incomplete multipart upload, no temporary file, no "
+    "database it created, no changed database (pg_dump before and after), no changed "
+    "directory (every file and folder, with modes), no object it wrote, no child process"
 )
 
 
@@ -78,9 +76,12 @@ def render(cases: list[Case]) -> str:
         "<!-- Generated from the tests marked `reliability`; do not edit by hand. -->",
         "<!-- Regenerate: python tests/support/reliability.py -->",
         "",
-        "Every case below runs in CI (`nox -s tests`) against real servers: PostgreSQL, "
-        "SeaweedFS behind a fault-injecting proxy of the tests' own, real files and a small "
-        f"tmpfs. Besides its own outcome, each case checks that {EVIDENCE}.",
+        "Every case below runs in CI (`nox -s tests`) against real servers (PostgreSQL, "
+        "SeaweedFS, behind a fault-injecting proxy of the tests' own where a row says so), "
+        "real files and a small tmpfs. The outcome of a row is what each of its cases "
+        "asserts. The contract: an operation returns its result, or raises a typed error "
+        f"and leaves nothing, which the cases check as: {NOTHING_LEFT}; past the point of "
+        "no return it finishes shielded and returns, even when cancelled.",
         "",
         "| kind | cases tried |",
         "|---|---|",
