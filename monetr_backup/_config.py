@@ -92,8 +92,9 @@ class PostgresConfig(_Model):
     #: Client certificate and key (monetr's ``certificatePath`` and ``keyPath``).
     sslcert: Path | None = None
     sslkey: Path | None = None
-    #: Where ``pg_dump``/``pg_restore``/``psql`` live; ``None`` picks the newest installed
-    #: PostgreSQL's bin directory, then ``PATH``.
+    #: Where ``pg_dump``/``pg_restore``/``psql`` live; ``None`` takes the newest version
+    #: installed (Debian's ``/usr/lib/postgresql/<v>/bin`` folders and ``PATH``). One older
+    #: than the server is refused with ``ClientVersionError``.
     bin_dir: Path | None = None
     connect_timeout: float = Field(10.0, gt=0)
 
