@@ -31,6 +31,7 @@ from ._config import (
     PostgresConfig,
     RestoreOptions,
     S3Config,
+    StorageMode,
     UploadChecksum,
 )
 from ._errors import (
@@ -79,6 +80,7 @@ __all__ = [  # noqa: RUF022
     "PostgresConfig",
     "RestoreOptions",
     "S3Config",
+    "StorageMode",
     "UploadChecksum",
     # What comes back
     "Header",

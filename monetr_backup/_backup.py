@@ -13,14 +13,17 @@ from datetime import UTC, datetime
 import anyio
 
 from . import _open
-from ._config import BackupOptions, PostgresConfig
+from ._config import BackupOptions, PostgresConfig, StorageMode
 from ._errors import BackupError, single_errors
+from ._file_set import FileSetAccount
 from ._format.compress import compress
 from ._format.documents import Header, Manifest, SkippedObject
 from ._format.members import archive_members
 from ._format.tar_write import encode_tar
+from ._locations import DirectoryStorage, S3Storage
 from ._postgres.pg_dump import open_pg_dump
 from ._postgres.server import probe_server
+from ._postgres.snapshot import Snapshot, open_snapshot
 from ._progress import Phase, ProgressCallback, ProgressTracker
 from ._protocols import DumpSource
 from ._s3.client import S3Client
@@ -98,21 +101,34 @@ async def _backup(
                     archive, replace=options.replace_archive, tracker=tracker, s3_client=s3_client
                 )
             )
+            # With storage beside a database, pg_dump and the files rows share one
+            # snapshot, which decides the objects that belong with the dump.
+            snapshot = account = None
+            if database is not None and storage is not None:
+                snapshot = await stack.enter_async_context(open_snapshot(database))
+                account = await _file_set_account(snapshot, database, storage, options)
             objects = None
             if storage is not None:
+                keys = None
+                if account is not None and account.mode is StorageMode.REFERENCED:
+                    keys = account.keys()
                 objects = await stack.enter_async_context(
-                    _open.storage_source(storage, skipped, s3_client)
+                    _open.storage_source(storage, skipped, s3_client, keys)
                 )
+                if account is not None:
+                    objects = account.observe(objects)
             dump: DumpSource | None = None
             if database is not None and server is not None:
                 # One part waits while the previous one is compressed and uploaded,
                 # so pg_dump keeps writing.
+                snapshot_args = [f"--snapshot={snapshot.snapshot_id}"] if snapshot else []
                 dump = await stack.enter_async_context(
                     open_pg_dump(
                         database,
                         options.dump_format,
                         part_size=options.dump_part_size,
                         server=server,
+                        extra_args=snapshot_args,
                     )
                 )
             header = Header(
@@ -133,6 +149,7 @@ async def _backup(
                 kms_provider=options.kms_provider,
                 progress=tracker,
                 on_manifest=manifests.append,
+                file_set=account.summary if account is not None else None,
             )
             try:
                 async for chunk in compress(encode_tar(members), options.codec, options.level):
@@ -155,3 +172,26 @@ async def _backup(
                 raise
     tracker.phase(Phase.DONE)
     return manifests[0]
+
+
+async def _file_set_account(
+    snapshot: Snapshot,
+    database: PostgresConfig,
+    storage: _open.StorageInput,
+    options: BackupOptions,
+) -> FileSetAccount | None:
+    """How the storage objects are chosen and accounted for against the dump's rows."""
+    rows = await snapshot.live_files()
+    mode = options.storage_mode
+    if mode is StorageMode.REFERENCED and rows is None:
+        raise ValueError(
+            f"storage_mode='referenced' needs monetr's files table; database "
+            f"{database.database!r} has none (use storage_mode='all')"
+        )
+    located = isinstance(storage, DirectoryStorage | S3Storage)
+    if mode is StorageMode.REFERENCED and not located:
+        raise ValueError("storage_mode='referenced' needs a DirectoryStorage or S3Storage")
+    if rows is None or (mode is None and not located):
+        return None
+    prefix = storage.prefix if isinstance(storage, S3Storage) else ""
+    return FileSetAccount(mode or StorageMode.REFERENCED, rows, prefix)

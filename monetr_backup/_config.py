@@ -26,6 +26,7 @@ __all__ = [
     "PostgresConfig",
     "RestoreOptions",
     "S3Config",
+    "StorageMode",
     "UploadChecksum",
 ]
 
@@ -61,6 +62,16 @@ class Codec(StrEnum):
     GZIP = "gzip"
     ZSTD = "zstd"
     NONE = "none"
+
+
+class StorageMode(StrEnum):
+    """Which storage objects a backup of a monetr database takes."""
+
+    #: Exactly the objects the live ``files`` rows of the dump's snapshot reference: the
+    #: files that go with the dump, and no leftovers monetr is about to delete.
+    REFERENCED = "referenced"
+    #: Every object in the bucket or directory; the ones no row references are counted.
+    ALL = "all"
 
 
 class UploadChecksum(StrEnum):
@@ -178,6 +189,9 @@ class BackupOptions(_Model):
     kms_provider: str | None = None
     #: Read sizes from the database first so progress can show a total.
     estimate_size: bool = True
+    #: ``None``: ``referenced`` for a monetr database (it has the ``files`` table), else
+    #: ``all``. ``referenced`` needs a monetr database and a bucket or directory source.
+    storage_mode: StorageMode | None = None
     #: Replace an existing archive at the location; otherwise one is an error (checked
     #: before the backup starts and again, atomically, when it is committed).
     replace_archive: bool = False

@@ -145,13 +145,20 @@ def storage_label(storage: StorageInput) -> str:
 
 @asynccontextmanager
 async def storage_source(
-    storage: StorageInput, skipped: list[SkippedObject], s3_client: S3Client | None
+    storage: StorageInput,
+    skipped: list[SkippedObject],
+    s3_client: S3Client | None,
+    keys: list[tuple[str, int]] | None = None,
 ) -> AsyncIterator[AsyncIterable[Member]]:
-    """Every object in ``storage`` as a member; what cannot be read goes to ``skipped``."""
+    """Every object in ``storage`` as a member; what cannot be read goes to ``skipped``.
+
+    Given ``keys`` (with expected sizes), exactly those objects, instead of all.
+    """
     if isinstance(storage, DirectoryStorage):
+        names = [key for key, _size in keys] if keys is not None else None
         # Closed with the backup, not when garbage-collected: a failed backup must not
         # leave the storage file it was reading open.
-        async with aclosing(directory_objects(storage.path, skipped)) as files:
+        async with aclosing(directory_objects(storage.path, skipped, names)) as files:
             yield files
     elif isinstance(storage, S3Storage):
         async with (
@@ -163,6 +170,7 @@ async def storage_source(
                 skipped,
                 prefetch_objects=storage.prefetch_objects,
                 prefetch_bytes=storage.prefetch_bytes,
+                keys=keys,
             ) as objects,
         ):
             yield objects

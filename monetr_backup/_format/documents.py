@@ -11,9 +11,12 @@ from .layout import FORMAT_VERSION
 
 __all__ = [
     "DumpSummary",
+    "FileSet",
+    "FileSetKind",
     "Header",
     "Manifest",
     "MemberEntry",
+    "SizeDiffers",
     "SkippedObject",
 ]
 
@@ -70,6 +73,44 @@ class SkippedObject(_Doc):
     reason: str
 
 
+class SizeDiffers(_Doc):
+    """A storage object whose size is not what its ``files`` row says."""
+
+    key: str
+    row_size: int
+    object_size: int
+
+
+class FileSetKind(_Doc):
+    """One kind of monetr file (``files.kind``) in the archive, against the dump's rows."""
+
+    #: Live rows (``reconciled_at`` and ``deleted_at`` unset) in the dump's snapshot.
+    rows: int = 0
+    #: Objects of this kind in the archive.
+    objects: int = 0
+    #: Keys of live rows whose object is not in the archive (the first ``LIST_LIMIT``).
+    missing: list[str] = Field(default_factory=list)
+    missing_count: int = 0
+    #: Objects whose size differs from their row's ``files.size`` (the first ones).
+    size_differs: list[SizeDiffers] = Field(default_factory=list)
+    size_differs_count: int = 0
+    #: Mode ``all``: objects in the archive that no live row references (the first ones).
+    unreferenced: list[str] = Field(default_factory=list)
+    unreferenced_count: int = 0
+
+
+class FileSet(_Doc):
+    """Which storage objects a backup of a monetr database took, and how they match its rows.
+
+    The rows are read in the very snapshot pg_dump dumped, so a restored database and the
+    restored files agree as far as the storage allowed: nothing is silently dropped.
+    """
+
+    #: ``referenced``: exactly the objects live rows reference; ``all``: every object.
+    mode: str
+    kinds: dict[str, FileSetKind]
+
+
 class Manifest(_Doc):
     """The last member: every other member with its size and SHA-256."""
 
@@ -87,3 +128,6 @@ class Manifest(_Doc):
     skipped: list[SkippedObject]
     kms_provider: str | None
     secrets_note: str = SECRETS_NOTE
+    #: For a monetr database: the storage objects against the dump's ``files`` rows.
+    #: Optional, so readers of the first v1 archives, which lack it, read it still.
+    file_set: FileSet | None = None

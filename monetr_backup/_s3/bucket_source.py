@@ -7,7 +7,7 @@ recorded, not an error: monetr deletes processed uploads on its own schedule.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,8 +32,21 @@ READ_SIZE = MIB
 
 
 async def _listed_keys(
-    client: S3Client, bucket: str, prefix: str, skipped: list[SkippedObject]
+    client: S3Client,
+    bucket: str,
+    prefix: str,
+    skipped: list[SkippedObject],
+    keys: Iterable[tuple[str, int]] | None = None,
 ) -> AsyncIterator[tuple[str, int]]:
+    """Every safe key under ``prefix`` with its listed size; or ``keys``, as given."""
+    if keys is not None:
+        for key, size in keys:
+            unsafe = unsafe_path_reason(key)
+            if unsafe is not None:
+                skipped.append(SkippedObject(key=key, reason=f"unsafe key: {unsafe}"))
+            else:
+                yield key, size
+        return
     paginator = client.get_paginator("list_objects_v2")
     async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for listed in page.get("Contents", []):
@@ -125,6 +138,7 @@ async def open_s3_objects(
     *,
     prefetch_objects: int = 32,
     prefetch_bytes: int = 16 * MIB,
+    keys: Iterable[tuple[str, int]] | None = None,
 ) -> AsyncIterator[AsyncIterator[Member]]:
     """Every object under ``prefix`` in ``bucket``, in listing order, fetched ahead.
 
@@ -132,6 +146,8 @@ async def open_s3_objects(
     ``prefetch_objects`` small objects are downloaded concurrently, holding at most
     ``prefetch_bytes`` between them. Objects larger than ``prefetch_bytes /
     prefetch_objects`` are not buffered: they stream in order when their turn comes.
+    Given ``keys`` (with expected sizes), those objects are fetched instead of a listing,
+    in that order; one that does not exist is recorded in ``skipped``.
     """
     small_limit = max(1, prefetch_bytes // prefetch_objects)
     budget = _ByteBudget(prefetch_bytes)
@@ -150,7 +166,7 @@ async def open_s3_objects(
     async def lister(tg: TaskGroup) -> None:
         async with slots_send:
             try:
-                async for key, size in _listed_keys(client, bucket, prefix, skipped):
+                async for key, size in _listed_keys(client, bucket, prefix, skipped, keys):
                     slot = _Slot(key, size, small=size <= small_limit)
                     if slot.small:
                         await budget.acquire(size)

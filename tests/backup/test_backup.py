@@ -21,6 +21,7 @@ from monetr_backup import (
     Progress,
     S3Archive,
     S3Storage,
+    StorageMode,
     backup,
 )
 
@@ -90,6 +91,8 @@ async def test_backup_restores_with_standard_tools(
         database=env.pg.config(source_db),
         storage=storage,
         options=BackupOptions(
+            # The whole corpus: these files are not the database's files rows.
+            storage_mode=StorageMode.ALL,
             dump_format=case.dump_format,
             dump_part_size=DUMP_PART_SIZE,
             codec=codec,

@@ -32,6 +32,7 @@ from monetr_backup import (
     S3Archive,
     S3Config,
     S3Storage,
+    StorageMode,
     StorageSourceError,
     backup,
 )
@@ -49,7 +50,13 @@ KEY = "backups/monetr.tar"
 #: (The ~11 MB dump of ``source_db`` is still being written when 5 MiB have gone by:
 #: at most a few 256 KiB parts and a 1 MiB pipe lie between pg_dump and the archive.)
 # Every snapshot: the tests inject their faults from the progress callback.
-OPTIONS = BackupOptions(codec=Codec.NONE, dump_part_size=DUMP_PART_SIZE, progress_interval=0)
+OPTIONS = BackupOptions(
+    codec=Codec.NONE,
+    dump_part_size=DUMP_PART_SIZE,
+    progress_interval=0,
+    # The whole corpus: these files are not the database's files rows.
+    storage_mode=StorageMode.ALL,
+)
 
 
 class Target:

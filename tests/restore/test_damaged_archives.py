@@ -95,7 +95,11 @@ def big_dump_archives(
                 mb.FileArchive(path=archives[dump_format]),
                 database=pg.config(sample.database),
                 storage=mb.DirectoryStorage(path=root / "storage"),
-                options=mb.BackupOptions(dump_format=dump_format, dump_part_size=PART_SIZE),
+                options=mb.BackupOptions(
+                    dump_format=dump_format,
+                    dump_part_size=PART_SIZE,
+                    storage_mode=mb.StorageMode.ALL,
+                ),
             )
         )
     return archives

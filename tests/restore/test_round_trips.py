@@ -84,7 +84,12 @@ async def test_round_trip(
         destination,
         database=pg.config(sample.database),
         storage=storage_source,
-        options=mb.BackupOptions(dump_format=dump_format, dump_part_size=PART_SIZE, codec=codec),
+        options=mb.BackupOptions(
+            dump_format=dump_format,
+            dump_part_size=PART_SIZE,
+            codec=codec,
+            storage_mode=mb.StorageMode.ALL,
+        ),
     )
     assert sum("/dump/part-" in entry.name for entry in manifest.members) >= 4
 

@@ -55,7 +55,12 @@ def make_sample(pg: PostgresServer, root: Path) -> Iterator[Sample]:
                     mb.FileArchive(path=path),
                     database=pg.config(name),
                     storage=mb.DirectoryStorage(path=root / "storage"),
-                    options=mb.BackupOptions(dump_format=dump_format, dump_part_size=PART_SIZE),
+                    # Every file of the folder, whether or not a row references it.
+                    options=mb.BackupOptions(
+                        dump_format=dump_format,
+                        dump_part_size=PART_SIZE,
+                        storage_mode=mb.StorageMode.ALL,
+                    ),
                 )
             )
             archives[dump_format] = path

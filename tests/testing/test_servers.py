@@ -260,6 +260,8 @@ async def test_backup_verify_restore_with_the_servers_settings(
         mb.S3Archive(s3=s3.config(), bucket=archive_bucket, key="a.tar.gz"),
         database=pg.config(source_db),
         storage=s3.storage(storage_bucket, prefix="data/"),
+        # Every object under the prefix, not only those the seeded rows reference.
+        options=mb.BackupOptions(storage_mode=mb.StorageMode.ALL),
     )
     assert manifest.object_count == len(files)
 
