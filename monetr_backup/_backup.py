@@ -17,7 +17,7 @@ from ._config import BackupOptions, PostgresConfig, StorageMode
 from ._errors import BackupError, single_errors
 from ._file_set import FileSetAccount
 from ._format.compress import compress
-from ._format.documents import Header, Manifest, SkippedObject
+from ._format.documents import Header, Manifest, MonetrFacts, SkippedObject
 from ._format.members import archive_members
 from ._format.tar_write import encode_tar
 from ._locations import DirectoryStorage, S3Storage
@@ -101,11 +101,13 @@ async def _backup(
                     archive, replace=options.replace_archive, tracker=tracker, s3_client=s3_client
                 )
             )
-            # With storage beside a database, pg_dump and the files rows share one
-            # snapshot, which decides the objects that belong with the dump.
-            snapshot = account = None
-            if database is not None and storage is not None:
+            # pg_dump and our queries share one snapshot: the files rows in it decide
+            # which storage objects belong with the dump.
+            snapshot = account = facts = None
+            if database is not None:
                 snapshot = await stack.enter_async_context(open_snapshot(database))
+                facts = await snapshot.monetr_facts()
+            if database is not None and snapshot is not None and storage is not None:
                 account = await _file_set_account(snapshot, database, storage, options)
             objects = None
             if storage is not None:
@@ -149,7 +151,13 @@ async def _backup(
                 kms_provider=options.kms_provider,
                 progress=tracker,
                 on_manifest=manifests.append,
-                file_set=account.summary if account is not None else None,
+                annotate=lambda manifest: manifest.model_copy(
+                    update={
+                        "file_set": account.summary() if account is not None else None,
+                        "monetr": facts,
+                        "live_secrets": live_secrets(options.kms_provider, facts),
+                    }
+                ),
             )
             try:
                 async for chunk in compress(encode_tar(members), options.codec, options.level):
@@ -195,3 +203,15 @@ async def _file_set_account(
         return None
     prefix = storage.prefix if isinstance(storage, S3Storage) else ""
     return FileSetAccount(mode or StorageMode.REFERENCED, rows, prefix)
+
+
+def live_secrets(kms_provider: str | None, facts: MonetrFacts | None) -> str | None:
+    """The manifest's warning when the archive holds secrets usable as they are."""
+    if kms_provider == "plaintext" and facts is not None and facts.kms_keys:
+        count = sum(key.secrets for key in facts.kms_keys)
+        return (
+            f"This archive holds live secrets: with the plaintext KMS provider the "
+            f"{count} rows of the secrets table are Plaid and Lunch Flow tokens in clear. "
+            "Keep it as you would keep those accounts."
+        )
+    return None

@@ -14,8 +14,10 @@ __all__ = [
     "FileSet",
     "FileSetKind",
     "Header",
+    "KmsKey",
     "Manifest",
     "MemberEntry",
+    "MonetrFacts",
     "SizeDiffers",
     "SkippedObject",
 ]
@@ -111,6 +113,23 @@ class FileSet(_Doc):
     kinds: dict[str, FileSetKind]
 
 
+class KmsKey(_Doc):
+    """A KMS key the ``secrets`` rows were encrypted with, and how many rows use it."""
+
+    key_id: str | None
+    version: str | None
+    secrets: int
+
+
+class MonetrFacts(_Doc):
+    """What a restore needs besides the archive, read from the dump's snapshot."""
+
+    #: ``MAX(version)`` of ``schema_migrations``: the monetr schema the dump has.
+    schema_version: int | None = None
+    #: The keys the KMS must still hold for the ``secrets`` rows to be readable.
+    kms_keys: list[KmsKey] = Field(default_factory=list)
+
+
 class Manifest(_Doc):
     """The last member: every other member with its size and SHA-256."""
 
@@ -131,3 +150,8 @@ class Manifest(_Doc):
     #: For a monetr database: the storage objects against the dump's ``files`` rows.
     #: Optional, so readers of the first v1 archives, which lack it, read it still.
     file_set: FileSet | None = None
+    #: For a monetr database: its schema version and the KMS keys its secrets need.
+    monetr: MonetrFacts | None = None
+    #: Set when the archive holds secrets usable as they are (plaintext KMS, a private
+    #: key or a config file included): a sentence saying so, for whoever keeps it.
+    live_secrets: str | None = None

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from .._progress import Phase, ProgressTracker
 from .._protocols import DumpSource, Member
 from .._version import __version__
-from .documents import DumpSummary, FileSet, Header, Manifest, MemberEntry, SkippedObject
+from .documents import DumpSummary, Header, Manifest, MemberEntry, SkippedObject
 from .layout import (
     DUMP_SUMMARY_NAME,
     HEADER_NAME,
@@ -78,13 +78,14 @@ async def archive_members(
     kms_provider: str | None = None,
     progress: ProgressTracker | None = None,
     on_manifest: Callable[[Manifest], None] | None = None,
-    file_set: Callable[[], FileSet | None] | None = None,
+    annotate: Callable[[Manifest], Manifest] | None = None,
 ) -> AsyncIterator[Member]:
     """Yield the members of a format v1 archive in order; the manifest goes to ``on_manifest``.
 
     Members go under ``header.top_folder``. ``skipped`` lists the storage objects a
     source passed over; it is read when the manifest is written, after the last object,
-    and so is ``file_set``, the account of a monetr database's files.
+    and ``annotate`` may then add what only the caller knows (a monetr database's file
+    set, its schema version and KMS keys) before the manifest is written.
     """
     if dump is not None and (
         dump.part_size != header.dump_part_size or dump.dump_format != header.dump_format
@@ -143,8 +144,9 @@ async def archive_members(
         object_bytes=object_bytes,
         skipped=list(skipped or ()),
         kms_provider=kms_provider,
-        file_set=file_set() if file_set is not None else None,
     )
+    if annotate is not None:
+        manifest = annotate(manifest)
     yield ledger.document(MANIFEST_NAME, manifest)
     if on_manifest is not None:
         on_manifest(manifest)

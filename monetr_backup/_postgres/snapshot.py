@@ -18,6 +18,7 @@ import asyncpg
 
 from .._config import PostgresConfig
 from .._errors import DatabaseConnectionError
+from .._format.documents import KmsKey, MonetrFacts
 from .server import connect
 
 __all__ = ["FileRow", "Snapshot", "open_snapshot"]
@@ -35,6 +36,18 @@ _LIVE_FILES_SQL = """
 SELECT file_id, account_id, kind, size FROM public.files
 WHERE reconciled_at IS NULL AND deleted_at IS NULL
 ORDER BY kind, account_id, file_id
+"""
+
+
+_HAS_MIGRATIONS_SQL = "SELECT to_regclass('public.schema_migrations') IS NOT NULL"
+_SCHEMA_VERSION_SQL = "SELECT MAX(version)::text FROM public.schema_migrations"
+_KMS_KEYS_SQL = """
+SELECT key_id, version, count(*) FROM public.secrets
+GROUP BY key_id, version ORDER BY key_id NULLS FIRST, version NULLS FIRST
+"""
+_HAS_SECRETS_SQL = """
+SELECT count(*) = 2 FROM information_schema.columns
+WHERE table_schema = 'public' AND table_name = 'secrets' AND column_name IN ('key_id', 'version')
 """
 
 
@@ -67,6 +80,24 @@ class Snapshot:
                 f"reading the files rows failed: {type(exc).__name__}: {exc}"
             ) from exc
         return [FileRow(row[0], row[1], row[2], int(row[3] or 0)) for row in rows]
+
+    async def monetr_facts(self) -> MonetrFacts:
+        """The schema version and the KMS keys of the ``secrets`` rows, where present."""
+        try:
+            version = None
+            if await self._connection.fetchval(_HAS_MIGRATIONS_SQL):
+                version = await self._connection.fetchval(_SCHEMA_VERSION_SQL)
+            keys = []
+            if await self._connection.fetchval(_HAS_SECRETS_SQL):
+                keys = await self._connection.fetch(_KMS_KEYS_SQL)
+        except _PG_ERRORS as exc:
+            raise DatabaseConnectionError(
+                f"reading the schema version and KMS keys failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return MonetrFacts(
+            schema_version=int(version) if version is not None and version.isdigit() else None,
+            kms_keys=[KmsKey(key_id=row[0], version=row[1], secrets=row[2]) for row in keys],
+        )
 
 
 @asynccontextmanager

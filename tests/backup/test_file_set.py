@@ -158,3 +158,44 @@ async def test_referenced_needs_a_monetr_database(env: Env, tmp_path: Path) -> N
     # Not a monetr database: all files, and no file set to report.
     assert manifest.file_set is None
     assert manifest.object_count == 2
+
+
+async def test_the_manifest_names_the_kms_keys_and_schema_version(env: Env, tmp_path: Path) -> None:
+    """What a restore needs besides the archive: the KMS keys the secrets rows use (with
+    their counts) and the monetr schema version; and under the plaintext KMS provider a
+    plain warning that the archive holds live tokens. inspect() shows the same."""
+    database = env.databases.create(seed=True)
+    env.pg.psql(
+        "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean);"
+        "INSERT INTO schema_migrations VALUES (107, false), (108, false);"
+        "UPDATE secrets SET key_id = 'arn:aws:kms:k1', version = '2' WHERE kind = 'plaid';",
+        database,
+    )
+    expected = env.pg.psql(
+        "SELECT coalesce(key_id, '-') || ' ' || coalesce(version, '-') || ' ' || count(*)"
+        " FROM secrets GROUP BY key_id, version",
+        database,
+    ).splitlines()
+    archive = mb.FileArchive(path=tmp_path / "monetr.tar.gz")
+    manifest = await mb.backup(
+        archive,
+        database=env.pg.config(database),
+        options=mb.BackupOptions(kms_provider="plaintext"),
+    )
+    assert manifest.monetr is not None
+    assert manifest.monetr.schema_version == 108
+    keys = manifest.monetr.kms_keys
+    seen = [f"{key.key_id or '-'} {key.version or '-'} {key.secrets}" for key in keys]
+    assert sorted(seen) == sorted(expected)
+    assert any(key.key_id == "arn:aws:kms:k1" for key in manifest.monetr.kms_keys)
+    assert manifest.live_secrets is not None
+    assert "live secrets" in manifest.live_secrets
+    inspected = await mb.inspect(archive)
+    assert inspected.manifest.monetr == manifest.monetr
+    assert inspected.manifest.live_secrets == manifest.live_secrets
+
+    other = mb.FileArchive(path=tmp_path / "aws.tar.gz")
+    manifest = await mb.backup(
+        other, database=env.pg.config(database), options=mb.BackupOptions(kms_provider="aws")
+    )
+    assert manifest.live_secrets is None
