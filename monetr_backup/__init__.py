@@ -18,6 +18,7 @@ and back)::
     _postgres/    client programs, preflight, pg_dump source, pg_restore target
     _s3/          client and its errors, upload sink, download, bucket source and target
     _local/       file sink and reader, directory source and target, safe paths
+    _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
     _config.py  _locations.py  _errors.py  _progress.py  _units.py
     testing/      throwaway servers and seed data for tests, examples and benchmarks
 """
@@ -41,6 +42,7 @@ from ._errors import (
     ChecksumError,
     ClientNotFoundError,
     ClientVersionError,
+    ConfigError,
     CorruptArchiveError,
     DatabaseConnectionError,
     DatabaseError,
@@ -54,6 +56,7 @@ from ._errors import (
 )
 from ._format.documents import Header, Manifest, MemberEntry, SkippedObject
 from ._locations import DirectoryStorage, FileArchive, S3Archive, S3Storage
+from ._monetr import MonetrInstance
 from ._progress import Phase, Progress, ProgressCallback
 from ._restore import RestoreResult, restore
 from ._verify import InspectResult, Problem, VerifyReport, inspect, verify
@@ -72,6 +75,7 @@ __all__ = [  # noqa: RUF022
     "S3Archive",
     "S3Storage",
     # Settings
+    "MonetrInstance",
     "BackupOptions",
     "Codec",
     "DumpFormat",
@@ -95,6 +99,7 @@ __all__ = [  # noqa: RUF022
     "ProgressCallback",
     # Errors, by what failed
     "BackupError",
+    "ConfigError",
     "DatabaseError",
     "ClientNotFoundError",
     "ClientVersionError",
