@@ -18,6 +18,7 @@ and back)::
     _postgres/    client programs, preflight, pg_dump source, pg_restore target
     _s3/          client and its errors, upload sink, download, bucket source and target
     _local/       file sink and reader, directory source and target, safe paths
+    _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
     _config.py  _locations.py  _errors.py  _progress.py  _units.py
     testing/      throwaway servers and seed data for tests, examples and benchmarks
 """
@@ -42,6 +43,7 @@ from ._errors import (
     ChecksumError,
     ClientNotFoundError,
     ClientVersionError,
+    ConfigError,
     CorruptArchiveError,
     DatabaseConnectionError,
     DatabaseError,
@@ -53,8 +55,9 @@ from ._errors import (
     TargetNotEmptyError,
     UnsafeMemberError,
 )
-from ._format.documents import Header, Manifest, MemberEntry, SkippedObject
+from ._format.documents import Header, Manifest
 from ._locations import DirectoryStorage, FileArchive, S3Archive, S3Storage
+from ._monetr import MonetrInstance
 from ._progress import Phase, Progress, ProgressCallback
 from ._restore import RestoreResult, restore
 from ._verify import InspectResult, Problem, VerifyReport, inspect, verify
@@ -73,6 +76,7 @@ __all__ = [  # noqa: RUF022
     "S3Archive",
     "S3Storage",
     # Settings
+    "MonetrInstance",
     "BackupOptions",
     "Codec",
     "DumpFormat",
@@ -86,10 +90,8 @@ __all__ = [  # noqa: RUF022
     "Header",
     "InspectResult",
     "Manifest",
-    "MemberEntry",
     "Problem",
     "RestoreResult",
-    "SkippedObject",
     "VerifyReport",
     # Progress
     "Phase",
@@ -97,6 +99,7 @@ __all__ = [  # noqa: RUF022
     "ProgressCallback",
     # Errors, by what failed
     "BackupError",
+    "ConfigError",
     "DatabaseError",
     "ClientNotFoundError",
     "ClientVersionError",

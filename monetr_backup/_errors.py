@@ -20,6 +20,7 @@ __all__ = [
     "ChecksumError",
     "ClientNotFoundError",
     "ClientVersionError",
+    "ConfigError",
     "CorruptArchiveError",
     "DatabaseConnectionError",
     "DatabaseError",
@@ -35,6 +36,24 @@ __all__ = [
 
 class BackupError(Exception):
     """Base class of every error this library raises on purpose."""
+
+
+# -- the settings ------------------------------------------------------------------------
+
+
+class ConfigError(BackupError):
+    """monetr's configuration could not be read: a file is missing or not YAML, or a value
+    has the wrong type.
+
+    ``key`` is the setting in monetr's spelling (``postgreSql.port``), when one is at
+    fault; ``source`` is the file or ``MONETR_*`` variable it came from. A password or
+    secret key is never quoted.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.source = source
 
 
 # -- the database ------------------------------------------------------------------------

@@ -31,7 +31,16 @@ A worked example that adds members of its own and writes to a sink of its own is
 from ._format.archive_reader import ArchiveReader
 from ._format.compress import compress
 from ._format.decompress import detect_codec
-from ._format.documents import DumpSummary
+from ._format.documents import (
+    DumpSummary,
+    FileSet,
+    FileSetKind,
+    KmsKey,
+    MemberEntry,
+    MonetrFacts,
+    SizeDiffers,
+    SkippedObject,
+)
 from ._format.members import archive_members
 from ._format.tar_read import TarEntry, open_tar_entries
 from ._format.tar_write import encode_tar
@@ -98,6 +107,14 @@ __all__ = [  # noqa: RUF022
     "PgRestore",
     "S3Target",
     "open_pg_restore",
+    # The archive's documents, beyond the header and manifest
+    "FileSet",
+    "FileSetKind",
+    "KmsKey",
+    "MemberEntry",
+    "MonetrFacts",
+    "SizeDiffers",
+    "SkippedObject",
     # Shared
     "ProgressTracker",
     "open_s3_client",

@@ -92,7 +92,7 @@ async def run_objects(args: argparse.Namespace, spec: dict[str, Any]) -> dict[st
             "object_bytes": manifest.object_bytes,
             "tar_bytes": sink.bytes,
         }
-    skipped: list[mb.SkippedObject] = []
+    skipped: list[stages.SkippedObject] = []
     count = 0
     size = 0
     tar_bytes = 0
