@@ -62,6 +62,10 @@ class DirectoryStorage(_Location):
 
     kind: Literal["directory"] = "directory"
     path: Path
+    #: Restore: the uid and gid of every folder and file created, so that monetr (its
+    #: container runs as 1000:1000) can read them. ``None``: when running as root, the
+    #: owner of ``path`` (or of its nearest existing parent); otherwise the restoring user.
+    owner: tuple[int, int] | None = None
 
 
 class S3Storage(_Location):

@@ -184,7 +184,7 @@ async def storage_target(
 ) -> AsyncIterator[StorageTarget]:
     """The target that restores objects into ``storage``; nothing is visible before commit."""
     if isinstance(storage, DirectoryStorage):
-        yield DirectoryTarget(storage.path, overwrite, dry_run=dry_run)
+        yield DirectoryTarget(storage.path, overwrite, dry_run=dry_run, owner=storage.owner)
     elif isinstance(storage, S3Storage):
         async with client_for(storage.s3, s3_client) as client:
             yield S3Target(

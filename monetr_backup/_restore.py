@@ -16,10 +16,12 @@ from pydantic import BaseModel, ConfigDict
 
 from . import _open
 from ._config import DumpFormat, PostgresConfig, RestoreOptions
-from ._errors import PgRestoreError, single_errors
+from ._errors import BackupError, PgRestoreError, single_errors
+from ._file_set import object_key
 from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
 from ._postgres.pg_restore import PgRestore, open_pg_restore
+from ._postgres.snapshot import live_files
 from ._progress import Phase, ProgressCallback, ProgressTracker
 from ._protocols import DatabaseTarget, StorageTarget
 from ._s3.client import S3Client
@@ -46,6 +48,10 @@ class RestoreResult(BaseModel):
     objects_skipped: list[str]
     #: Keys that existed under the policy ``never``: reported, not overwritten.
     conflicts: list[str]
+    #: Keys of the restored database's live ``files`` rows that have no object at the
+    #: storage target: what monetr will fail to find. ``None``: not checked (no database
+    #: or storage restored, a dry run, or not a monetr database).
+    missing_files: list[str] | None = None
 
 
 async def restore(
@@ -144,6 +150,7 @@ async def _restore(
                 if files is not None:
                     await files.abort()
                 raise
+            missing_files = None
             if files is not None:
                 try:
                     await files.commit()
@@ -157,6 +164,8 @@ async def _restore(
                             "before the storage target failed"
                         )
                     raise
+                if database is not None and not options.dry_run:
+                    missing_files = await _missing_files(database, files)
     tracker.phase(Phase.DONE)
     outcome = files.outcome if files is not None else None
     return RestoreResult(
@@ -169,6 +178,7 @@ async def _restore(
         objects_restored=outcome.written if outcome else [],
         objects_skipped=outcome.skipped if outcome else [],
         conflicts=outcome.conflicts if outcome else [],
+        missing_files=missing_files,
     )
 
 
@@ -204,3 +214,18 @@ async def _write_all(
             await files.write(item)
         tracker.add(objects_done=1, object_bytes=item.size)
     return await reader.finish()
+
+
+async def _missing_files(database: PostgresConfig, files: StorageTarget) -> list[str] | None:
+    """The restored instance check: every live files row should have its object."""
+    has = getattr(files, "has", None)  # our own targets; a custom one may not say
+    if has is None:
+        return None
+    try:
+        rows = await live_files(database)
+        if rows is None:
+            return None
+        return [key for key in map(object_key, rows) if not await has(key)]
+    except BackupError:
+        # Past the point of no return: the restore happened; only the check could not.
+        return None

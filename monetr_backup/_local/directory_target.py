@@ -21,7 +21,7 @@ import anyio.to_thread
 from .._config import Overwrite
 from .._errors import StorageTargetError, UnsafeMemberError
 from .._protocols import Outcome, StoredObject
-from .safe_paths import dir_fd, exists, key_parts, open_shielded
+from .safe_paths import Owner, dir_fd, exists, key_parts, open_shielded, owner_of
 
 __all__ = ["DirectoryTarget"]
 
@@ -33,8 +33,17 @@ class DirectoryTarget:
     every key is checked and nothing is written.
     """
 
-    def __init__(self, root: Path, overwrite: Overwrite, *, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        overwrite: Overwrite,
+        *,
+        dry_run: bool = False,
+        owner: Owner | None = None,
+    ) -> None:
         self.root = root
+        self._given_owner = owner
+        self._owner: Owner | None = None
         self.overwrite = overwrite
         self.dry_run = dry_run
         self.outcome = Outcome()
@@ -43,7 +52,7 @@ class DirectoryTarget:
         self._staged_keys: set[str] = set()
         self._staged_folders: set[str] = set()
         self._staging: Path | None = None
-        self._created_root = False
+        self._created: list[Path] = []
 
     def _refuse_clash(self, key: str, parts: list[str]) -> None:
         # Two keys of one archive where one is the other's folder: a file and a folder
@@ -71,12 +80,7 @@ class DirectoryTarget:
         self._staged_keys.add(item.key)
         self._staged_folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         try:
-            fd = await anyio.to_thread.run_sync(
-                os.open,
-                staging / name,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-            )
+            fd = await anyio.to_thread.run_sync(self._create_file, staging / name)
             file = await open_shielded(fd, "wb")
             try:
                 async for chunk in item.chunks:
@@ -92,14 +96,36 @@ class DirectoryTarget:
                 f"writing {item.key!r} under {self.root} failed: {exc}"
             ) from exc
 
+    def _create_file(self, path: Path) -> int:
+        """Blocking: create a staged file, 0600 and owned as the target's files are."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            if self._owner is not None:
+                os.fchown(fd, *self._owner)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     async def _staging_folder(self) -> Path:
         if self._staging is not None:
             return self._staging
 
         def create() -> Path:
+            self._owner = self._given_owner
+            if self._owner is None and os.geteuid() == 0:
+                # As root, what is created belongs to whoever owns the target.
+                self._owner = owner_of(self.root)
             if not self.root.exists():
+                missing = [self.root, *(p for p in self.root.parents if not p.exists())]
                 self.root.mkdir(mode=0o700, parents=True)
-                self._created_root = True
+                self._created = missing
+                for folder in reversed(missing):
+                    os.chmod(folder, 0o700)
+                    if self._owner is not None:
+                        os.chown(folder, *self._owner)
             # A fixed-length name: keys may already be at the 255-byte name limit.
             staging = self.root / f".monetr-restore.{secrets.token_hex(8)}"
             staging.mkdir(mode=0o700)
@@ -117,7 +143,7 @@ class DirectoryTarget:
 
         def publish(parts: list[str], name: str) -> bool:
             assert staging is not None
-            folder = dir_fd(self.root, parts[:-1], create=True)
+            folder = dir_fd(self.root, parts[:-1], create=True, owner=self._owner)
             source = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 if self.overwrite is Overwrite.ALWAYS:
@@ -148,15 +174,20 @@ class DirectoryTarget:
         self._staged.clear()
         await self._remove_staging()
 
+    async def has(self, key: str) -> bool:
+        """Whether a file is at ``key`` now (the restored instance check)."""
+        return await anyio.to_thread.run_sync(exists, self.root, key_parts(key))
+
     async def abort(self) -> None:
         """Remove everything staged: the directory is as it was before the restore."""
         self._staged.clear()
         with anyio.CancelScope(shield=True):
             await self._remove_staging()
-            if self._created_root:
+            # The target folder and any parents this restore created, deepest first.
+            for folder in self._created:
                 with contextlib.suppress(OSError):
-                    await anyio.to_thread.run_sync(self.root.rmdir)
-                self._created_root = False
+                    await anyio.to_thread.run_sync(folder.rmdir)
+            self._created = []
 
     async def _remove_staging(self) -> None:
         if self._staging is not None:

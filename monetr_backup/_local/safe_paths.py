@@ -6,7 +6,6 @@ Every step opens the next folder relative to the previous one's descriptor with
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -19,7 +18,7 @@ import anyio
 from .._errors import UnsafeMemberError
 from .._format.layout import unsafe_path_reason
 
-__all__ = ["dir_fd", "exists", "key_parts", "open_shielded"]
+__all__ = ["Owner", "dir_fd", "exists", "key_parts", "open_shielded", "owner_of"]
 
 
 def key_parts(key: str) -> list[str]:
@@ -30,30 +29,52 @@ def key_parts(key: str) -> list[str]:
     return key.split("/")
 
 
-def _open_dir(parent_fd: int, name: str, create: bool) -> int:
+#: A uid and gid for what a restore creates.
+Owner = tuple[int, int]
+
+
+def _open_dir(parent_fd: int, name: str, create: bool, owner: Owner | None) -> int:
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         return os.open(name, flags, dir_fd=parent_fd)
     except FileNotFoundError:
         if not create:
             raise
-    with contextlib.suppress(FileExistsError):
+    try:
         os.mkdir(name, 0o700, dir_fd=parent_fd)
+    except FileExistsError:
+        pass
+    else:
+        # mkdir's mode is filtered by the umask; monetr's 0700 is exact.
+        os.chmod(name, 0o700, dir_fd=parent_fd, follow_symlinks=False)
+        if owner is not None:
+            os.chown(name, *owner, dir_fd=parent_fd, follow_symlinks=False)
     return os.open(name, flags, dir_fd=parent_fd)
 
 
-def dir_fd(root: Path, folders: list[str], create: bool) -> int:
-    """A descriptor of ``root/folders...``; O_NOFOLLOW at each step refuses symlinks."""
+def dir_fd(root: Path, folders: list[str], create: bool, owner: Owner | None = None) -> int:
+    """A descriptor of ``root/folders...``; O_NOFOLLOW at each step refuses symlinks.
+
+    Folders it creates are 0700 and, given ``owner``, owned by it.
+    """
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for name in folders:
-            child = _open_dir(fd, name, create)
+            child = _open_dir(fd, name, create, owner)
             os.close(fd)
             fd = child
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def owner_of(path: Path) -> Owner:
+    """The uid and gid of ``path``, or of its nearest ancestor that exists."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    info = path.stat()
+    return info.st_uid, info.st_gid
 
 
 def exists(root: Path, parts: list[str]) -> bool:

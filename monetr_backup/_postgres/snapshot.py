@@ -19,9 +19,9 @@ import asyncpg
 from .._config import PostgresConfig
 from .._errors import DatabaseConnectionError
 from .._format.documents import KmsKey, MonetrFacts
-from .server import connect
+from .server import _session, connect
 
-__all__ = ["FileRow", "Snapshot", "open_snapshot"]
+__all__ = ["FileRow", "Snapshot", "live_files", "open_snapshot"]
 
 _PG_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -132,3 +132,12 @@ async def open_snapshot(config: PostgresConfig) -> AsyncIterator[Snapshot]:
                 await transaction.rollback()
             finally:
                 await connection.close()
+
+
+async def live_files(config: PostgresConfig) -> list[FileRow] | None:
+    """The live ``files`` rows of ``config.database`` now (``None``: not a monetr database)."""
+    async with _session(config, config.database) as connection:
+        if not await connection.fetchval(_FILES_TABLE_SQL):
+            return None
+        rows = await connection.fetch(_LIVE_FILES_SQL)
+    return [FileRow(row[0], row[1], row[2], int(row[3] or 0)) for row in rows]

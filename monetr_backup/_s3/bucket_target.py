@@ -121,6 +121,10 @@ class S3Target:
             await self._delete([staging])
             self.outcome.written.append(key)
 
+    async def has(self, key: str) -> bool:
+        """Whether an object is at ``key`` now (the restored instance check)."""
+        return await self._exists(self.prefix + key)
+
     async def abort(self) -> None:
         """Delete what this restore wrote: new keys and staging copies, never originals."""
         with anyio.CancelScope(shield=True):

@@ -11,34 +11,10 @@ from monetr_backup.testing import seed_storage_dir
 
 from support.archives import decompress, tar_layout
 from support.env import Env
+from support.monetr import live_rows as rows_of
+from support.monetr import monetr_key
 
 pytestmark = pytest.mark.anyio
-
-LIVE_ROWS_SQL = (
-    "SELECT file_id || ' ' || account_id || ' ' || kind || ' ' || size FROM files"
-    " WHERE reconciled_at IS NULL AND deleted_at IS NULL ORDER BY file_id"
-)
-
-
-def monetr_key(file_id: str, account_id: str, kind: str) -> str:
-    """The key monetr stores a file under, written out again from monetr's own rule."""
-
-    def hexed(prefixed: str) -> str:
-        return prefixed[:1].encode().hex()
-
-    return (
-        f"data/{kind}/{hexed(account_id)}/{account_id.split('_', 1)[1]}"
-        f"/{hexed(file_id)}/{file_id.split('_', 1)[1]}"
-    )
-
-
-def live_rows(env: Env, database: str) -> dict[str, tuple[str, int]]:
-    """key -> (kind, size) of the live files rows."""
-    rows = {}
-    for line in env.pg.psql(LIVE_ROWS_SQL, database).splitlines():
-        file_id, account_id, kind, size = line.split(" ")
-        rows[monetr_key(file_id, account_id, kind)] = (kind, int(size))
-    return rows
 
 
 def archived_objects(path: Path) -> dict[str, int]:
@@ -73,7 +49,7 @@ async def test_the_file_set_is_the_dumps_snapshot(
     database = env.databases.create(seed=True)
     storage = tmp_path / "storage"
     seed_storage_dir(storage, count=20)
-    rows = live_rows(env, database)
+    rows = rows_of(env.pg, database)
     every_object = {
         path.relative_to(storage).as_posix(): path.stat().st_size
         for path in storage.rglob("*")
@@ -133,7 +109,7 @@ async def test_the_file_set_is_the_dumps_snapshot(
     # The restored database has the snapshot's rows: not the new one.
     target = env.databases.create()
     await mb.restore(mb.FileArchive(path=archive), database=env.pg.config(target))
-    assert live_rows(env, target) == rows
+    assert rows_of(env.pg, target) == rows
 
 
 async def test_referenced_needs_a_monetr_database(env: Env, tmp_path: Path) -> None:
