@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 #: A password the database refuses, distinct enough that finding it in a text means a leak.
 WRONG_PASSWORD = "not-the-password-Zq8!x"
@@ -64,19 +65,35 @@ def assert_no_secret_in_error(exc: BaseException, secret_values: Iterable[str]) 
             assert secret not in text, f"a secret is in the text of {type(exc).__name__}"
 
 
-class _Records(logging.Handler):
-    """Formats every record as it is emitted (its arguments may change later) and keeps
-    the texts that hold a secret."""
+class _Records:
+    """Checks every log record as it is made, whoever handles it (a logger that does not
+    propagate too), formatting it then (its arguments may change later), and keeps the
+    names of those that hold a secret."""
 
     def __init__(self, secret_values: list[str]) -> None:
-        super().__init__(logging.DEBUG)
         self.secret_values = secret_values
         self.count = 0
         self.loggers: set[str] = set()
         self.leaks: list[str] = []
         self._format = logging.Formatter()
+        self._factory = logging.getLogRecordFactory()
+        self._enabled = logging.Logger.isEnabledFor
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def __enter__(self) -> None:
+        logging.setLogRecordFactory(self._make)
+        # Every logger makes every record, whatever level it or the root logger was given.
+        logging.Logger.isEnabledFor = _always  # type: ignore[method-assign]
+
+    def __exit__(self, *exc_info: object) -> None:
+        logging.Logger.isEnabledFor = self._enabled  # type: ignore[method-assign]
+        logging.setLogRecordFactory(self._factory)
+
+    def _make(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._factory(*args, **kwargs)
+        self.check(record)
+        return record
+
+    def check(self, record: logging.LogRecord) -> None:
         self.count += 1
         self.loggers.add(record.name)
         try:
@@ -91,10 +108,15 @@ class _Records(logging.Handler):
                 self.leaks.append(f"log record of {record.name!r} at {record.levelname}")
 
 
+def _always(self: logging.Logger, level: int) -> bool:
+    return True
+
+
 class SecretWatch:
     """While the block runs: the argv of every process on the machine, scanned over and
     over by a thread (and whenever :meth:`scan` is called, e.g. from a progress callback),
-    and every record of every logger, at DEBUG, checked for ``secret_values``.
+    and every record of every logger, at every level down to DEBUG (whatever level the
+    logger was set to, and whether or not it propagates), checked for ``secret_values``.
 
     ``with SecretWatch([...]) as watch: ...`` then ``watch.assert_clean()``; ``programs``
     says which commands the scans saw (so a test can check pg_dump was among them), and
@@ -114,8 +136,6 @@ class SecretWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="secret-watch", daemon=True)
         self._lock = threading.Lock()
-        self._saved: list[tuple[logging.Logger, int, bool, bool]] = []
-        self._root_level = logging.root.level
 
     @property
     def records(self) -> int:
@@ -153,16 +173,7 @@ class SecretWatch:
             self.scan()
 
     def __enter__(self) -> SecretWatch:
-        # Every logger lets every record through to the root logger, which takes DEBUG:
-        # libraries that set their own level or stop propagation are heard too.
-        for logger in logging.root.manager.loggerDict.values():
-            if isinstance(logger, logging.Logger):
-                self._saved.append((logger, logger.level, logger.propagate, logger.disabled))
-                logger.setLevel(logging.NOTSET)
-                logger.propagate = True
-                logger.disabled = False
-        logging.root.setLevel(logging.DEBUG)
-        logging.root.addHandler(self._records)
+        self._records.__enter__()
         self.scan()
         self._thread.start()
         return self
@@ -176,12 +187,7 @@ class SecretWatch:
         self._stop.set()
         self._thread.join()
         self.scan()
-        logging.root.removeHandler(self._records)
-        logging.root.setLevel(self._root_level)
-        for logger, level, propagate, disabled in self._saved:
-            logger.setLevel(level)
-            logger.propagate = propagate
-            logger.disabled = disabled
+        self._records.__exit__()
 
     def assert_clean(self) -> None:
         """No argv and no log record held a secret (and the watch did look)."""
