@@ -121,12 +121,15 @@ def test_dump_chunks_is_the_dump(dump: FakeDump, read_sizes: list[int]) -> None:
     assert anyio.run(_dump_stream, archive, read_sizes) == (dump.data, None)
 
 
+FLIPS = 80
+
+
 @pytest.mark.reliability(
     "hostile input",
-    "one byte of one dump part flipped (arbitrary dump, part size, byte, chunking)",
+    f"one byte of one dump part flipped, in {FLIPS} drawn dumps (data, part size, byte, chunks)",
     "ChecksumError at the end of the dump, naming the dump summary",
 )
-@bounded(max_examples=80)
+@bounded(max_examples=FLIPS)
 @given(
     dump=dumps(),
     where=st.floats(0, 1, exclude_max=True),

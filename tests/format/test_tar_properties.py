@@ -136,12 +136,15 @@ def test_open_tar_entries_reads_what_tarfile_writes(
     ]
 
 
+WRONG_SIZES = 80
+
+
 @pytest.mark.reliability(
-    "hostile input",
-    "a member whose chunks give more or fewer bytes than it declared (arbitrary sizes, cuts)",
+    "fault",
+    f"a member giving more or fewer bytes than it declared, in {WRONG_SIZES} drawn archives",
     "StorageSourceError naming the member; no byte past its declared size",
 )
-@bounded(max_examples=80)
+@bounded(max_examples=WRONG_SIZES)
 @given(
     before=st.lists(specs, max_size=2),
     bad=specs,
