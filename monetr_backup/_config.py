@@ -118,10 +118,27 @@ class PostgresConfig(_Model):
         url = urlsplit(dsn)
         if url.scheme not in {"postgres", "postgresql"}:
             raise ValueError("a DSN starts with postgresql:// (the password is not shown)")
+        # An unescaped '/', '?' or '#' in the password ends the host part early: the rest
+        # of the password would become the port, the database name or the query, and be
+        # quoted by every error that names them.
+        if "@" in url.path + url.query + url.fragment:
+            raise ValueError(
+                "a DSN has '@' after its host: percent-encode '/', '?', '#' and '@' in the "
+                "user name and password (%2F, %3F, %23, %40), and '@' in the database name "
+                "(the DSN is not shown)"
+            )
+        try:
+            port, bad_port = url.port, False
+        except ValueError:
+            # urllib's message quotes the text, which may be part of the password: raised
+            # here, it would also be the new error's context.
+            port, bad_port = None, True
+        if bad_port:
+            raise ValueError("a DSN's port must be a number from 0 to 65535 (the DSN is not shown)")
         query = parse_qs(url.query)
         fields: dict[str, object] = {
             "host": url.hostname or "localhost",
-            "port": url.port or 5432,
+            "port": port or 5432,
             "user": unquote(url.username) if url.username else "postgres",
             "password": SecretStr(unquote(url.password)) if url.password else None,
             "database": unquote(url.path.lstrip("/")) or "postgres",

@@ -17,6 +17,8 @@ from .._units import MIB
 __all__ = ["decompressed", "detect_codec"]
 
 READ_SIZE = MIB
+#: The bytes that tell the codec: zstd's magic number is the longest.
+HEAD_SIZE = 4
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -31,8 +33,10 @@ def detect_codec(head: bytes) -> Codec:
 
 
 def decompressed(raw: io.RawIOBase) -> IO[bytes]:
+    """The tar bytes in ``raw``, whose first read must return ``HEAD_SIZE`` bytes (fewer
+    only if the stream is shorter): ``peek`` reads once, and the codec is told from them."""
     buffered = io.BufferedReader(raw, READ_SIZE)
-    codec = detect_codec(buffered.peek(4)[:4])
+    codec = detect_codec(buffered.peek(HEAD_SIZE)[:HEAD_SIZE])
     if codec is Codec.GZIP:
         return cast(IO[bytes], igzip.IGzipFile(fileobj=buffered, mode="rb"))  # type: ignore[no-untyped-call]
     if codec is Codec.ZSTD:

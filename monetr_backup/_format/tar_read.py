@@ -26,7 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._errors import CorruptArchiveError, single_errors
 from .._units import MIB
-from .decompress import decompressed
+from .decompress import HEAD_SIZE, decompressed
 
 __all__ = ["TarEntry", "open_tar_entries"]
 
@@ -68,21 +68,31 @@ class TarEntry:
 
 
 class _Pull(io.RawIOBase):
-    """A blocking file object whose reads fetch chunks from the event loop."""
+    """A blocking file object whose reads fetch chunks from the event loop.
+
+    However the source cut its bytes, the reader sees one stream: an empty chunk is not
+    taken for the end of it, and the first read holds the bytes the codec is told by
+    (a download cut after its first byte resumes with the second).
+    """
 
     def __init__(self, receive: MemoryObjectReceiveStream[bytes]) -> None:
         self._receive = receive
         self._chunk = memoryview(b"")
+        self._wanted = HEAD_SIZE
 
     def readable(self) -> bool:
         return True
 
+    def _fetch(self) -> bytes | None:
+        try:
+            return anyio.from_thread.run(self._receive.receive)
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return None
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if not self._chunk:
-            try:
-                self._chunk = memoryview(anyio.from_thread.run(self._receive.receive))
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return 0
+        while len(self._chunk) < self._wanted and (more := self._fetch()) is not None:
+            self._chunk = memoryview(bytes(self._chunk) + more if self._chunk else more)
+        self._wanted = 1
         size = min(len(buffer), len(self._chunk))
         buffer[:size] = self._chunk[:size]
         self._chunk = self._chunk[size:]
