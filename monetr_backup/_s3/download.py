@@ -35,6 +35,7 @@ async def s3_bytes(
     size: int | None = None
     resumes = 0
     while True:
+        started_at = received
         try:
             if etag is None:
                 response = await client.get_object(Bucket=bucket, Key=key)
@@ -52,8 +53,11 @@ async def s3_bytes(
                 raise ArchiveReadError(f"no archive at {url}") from exc
             if is_precondition_failed(exc):
                 raise ArchiveReadError(f"{url} changed while it was downloaded") from exc
-            # A coded error is the server's answer, which asking again will not change.
-            if error_code(exc) is not None or resumes >= max_resumes:
+            # A coded error is the server's answer, which asking again will not change;
+            # a request that got no byte at all was already retried by botocore, so only
+            # a connection that broke off mid-body is resumed.
+            stalled = received == started_at
+            if error_code(exc) is not None or stalled or resumes >= max_resumes:
                 raise ArchiveReadError(f"downloading {url} failed: {describe_error(exc)}") from exc
             resumes += 1
             continue
