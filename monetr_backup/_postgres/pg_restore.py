@@ -18,7 +18,7 @@ import anyio
 
 from .._config import DumpFormat, PostgresConfig
 from .._errors import DatabaseConnectionError, PgRestoreError
-from .programs import Tool, check_client, client_env, find_client, open_tool
+from .programs import Tool, check_client, client_env, find_client, open_tool, version_numbers
 from .server import drop_database, prepare_target, probe_server
 
 __all__ = ["PgRestore", "open_pg_restore", "restore_args"]
@@ -88,10 +88,25 @@ def _convert_args(*, no_owner: bool) -> list[str]:
     return ["--format=custom", "--file=-", "--no-password", *(["--no-owner"] if no_owner else [])]
 
 
-async def _tool_error(tool: Tool, program: str) -> PgRestoreError:
+async def _tool_error(tool: Tool, program: str, psql_version: str = "") -> PgRestoreError:
     returncode = await tool.process.wait()
-    return PgRestoreError(
-        f"{program} failed (exit status {returncode})", stderr_tail=await tool.stderr_text()
+    stderr = await tool.stderr_text()
+    message = f"{program} failed (exit status {returncode})"
+    if program == "psql" and "invalid command \\restrict" in stderr:
+        message += ": " + _restrict_hint(psql_version)
+    return PgRestoreError(message, stderr_tail=stderr)
+
+
+def _restrict_hint(psql_version: str) -> str:
+    # Since the releases of August 2025 (CVE-2025-8714) pg_dump opens every plain dump
+    # (and pg_restore its SQL output) with a \restrict line; a psql from before them
+    # rejects that line, and ON_ERROR_STOP ends the script there, before any statement.
+    numbers = ".".join(map(str, version_numbers(psql_version))) or "found"
+    return (
+        f"psql {numbers} does not know the \\restrict command at the top of this plain dump, "
+        "which pg_dump writes since PostgreSQL 13.22, 14.19, 15.14, 16.10, 17.6 and 18; "
+        "restore it with a psql of one of those releases or newer (install it, or point "
+        "PostgresConfig.bin_dir at its bin folder). Nothing was restored"
     )
 
 
@@ -116,9 +131,12 @@ class PgRestore:
         created: bool,
         applier: Tool | None = None,
         pumped: anyio.Event | None = None,
+        psql_version: str = "",
     ) -> None:
         self._tool = tool
         self._program = program
+        #: ``psql --version`` of the psql applying the SQL, if one does (for its errors).
+        self._psql_version = psql_version
         self._applier = applier
         self._pumped = pumped
         #: Whether the target database was created for this restore.
@@ -143,8 +161,8 @@ class PgRestore:
             # The converter only feeds the applier: an applier that failed is the cause.
             with anyio.move_on_after(1):
                 if await self._applier.process.wait() != 0:
-                    return await _tool_error(self._applier, "psql")
-        return await _tool_error(self._tool, self._program)
+                    return await _tool_error(self._applier, "psql", self._psql_version)
+        return await _tool_error(self._tool, self._program, self._psql_version)
 
     async def write(self, data: bytes) -> None:
         """Hand the program the previous chunk and hold ``data`` back."""
@@ -176,7 +194,7 @@ class PgRestore:
             with contextlib.suppress(*_PIPE_ERRORS):
                 await self._applier.process.stdin.aclose()
             if await self._applier.process.wait() != 0:
-                raise await _tool_error(self._applier, "psql")
+                raise await _tool_error(self._applier, "psql", self._psql_version)
         self.committed = True
 
     async def abort(self) -> None:
@@ -230,7 +248,7 @@ async def open_pg_restore(
     program, args = restore_args(dump_format, no_owner=no_owner, role=role)
     pipeline = clean and dump_format is DumpFormat.CUSTOM
     binary, version = await find_client(program, config.bin_dir)
-    psql = binary
+    psql, psql_version = binary, version
     if pipeline:
         psql, psql_version = await find_client("psql", config.bin_dir)
     # The maintenance database: the target itself may not exist yet.
@@ -259,10 +277,17 @@ async def open_pg_restore(
             ):
                 pumped = anyio.Event()
                 tg.start_soon(_pump, converter, applier, prologue, pumped)
-                yield PgRestore(converter, program, created=created, applier=applier, pumped=pumped)
+                yield PgRestore(
+                    converter,
+                    program,
+                    created=created,
+                    applier=applier,
+                    pumped=pumped,
+                    psql_version=psql_version,
+                )
             return
         async with open_tool([str(binary), *args], env=env, stdin=subprocess.PIPE) as tool:
-            target = PgRestore(tool, program, created=created)
+            target = PgRestore(tool, program, created=created, psql_version=psql_version)
             prologue = _prologue(dump_format, clean=clean, role=role)
             if prologue:
                 await target._send(prologue)

@@ -1,7 +1,8 @@
 """Throwaway real servers and sample data for tests, the demo and benchmarks.
 
 Nothing here is used by the backup code itself. The helpers start real processes
-(PostgreSQL 15 via ``initdb``/``pg_ctl``, SeaweedFS via ``weed mini``) in temporary
+(PostgreSQL via ``initdb``/``pg_ctl``: 15 from Debian's package, 16 and 18 from wheels
+with :meth:`TemporaryPostgres.from_wheel`; SeaweedFS via ``weed mini``) in temporary
 directories, remove everything again on exit, and hand out the library's own settings
 for them::
 
@@ -30,6 +31,7 @@ from ._postgres import (
 from ._processes import CommandError
 from ._seaweed import TemporarySeaweedS3
 from ._seed import seed_monetr_like, seed_storage_dir
+from ._wheels import WHEEL_POSTGRES, copy_wheel_postgres, wheel_postgres_bin_dir
 
 # Grouped by what a caller looks for, so not sorted.
 __all__ = [  # noqa: RUF022
@@ -38,6 +40,9 @@ __all__ = [  # noqa: RUF022
     "TemporaryPostgres",
     "TemporarySeaweedS3",
     "postgres_server",
+    # PostgreSQL from wheels
+    "copy_wheel_postgres",
+    "wheel_postgres_bin_dir",
     # seed data
     "seed_monetr_like",
     "seed_storage_dir",
@@ -45,6 +50,7 @@ __all__ = [  # noqa: RUF022
     "CommandError",
     "DEFAULT_PG_BIN_DIR",
     "PG_DSN_ENV_VAR",
+    "WHEEL_POSTGRES",
 ]
 
 # Reprs, tracebacks and docs show the public path, not the private module.

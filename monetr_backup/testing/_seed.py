@@ -18,8 +18,8 @@ def _ulid_like(prefix: str, n: int) -> str:
 def seed_monetr_like(server: PostgresServer, database: str, *, scale: int = 1) -> None:
     """Fill the empty ``database`` with a small monetr-like schema and data.
 
-    Creates the pgcrypto extension, a ``generate_ulid()`` function, the enum
-    ``user_role`` and the tables logins, accounts, users, secrets, links,
+    Creates the pgcrypto extension (where the server has it), a ``generate_ulid()``
+    function, the enum ``user_role`` and the tables logins, accounts, users, secrets, links,
     bank_accounts, funding_schedules, spending, files and transactions with foreign
     keys and prefixed ids (``acct_01…``). Values include unicode, NULLs, tabs,
     newlines and backslashes, bytea (``files.sha256``, ``logins.totp_recovery``) and
@@ -27,6 +27,14 @@ def seed_monetr_like(server: PostgresServer, database: str, *, scale: int = 1) -
     tables stay small. The content is deterministic: two seeded databases give
     identical ``pg_dump`` output. Files rows 1-20 match :func:`seed_storage_dir`.
     The script is ``monetr_like.sql``, shipped in this package.
+
+    monetr itself needs pgcrypto (its ``generate_ulid()`` calls ``gen_random_bytes()``),
+    but servers built without it (the PostgreSQL 16 and 18 wheels,
+    :meth:`TemporaryPostgres.from_wheel`) must be seedable too: nothing else in the
+    script uses the extension (``generate_ulid()`` draws on ``gen_random_uuid()``, the
+    digests are the built-in ``sha256()``/``sha512()``/``md5()``), so the rows are the same
+    on every server and only the extension itself is missing from the dump where the
+    server lacks it.
     """
     if scale < 1:
         raise ValueError("scale must be at least 1")

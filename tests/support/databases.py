@@ -104,3 +104,8 @@ def server_checks_passwords(pg: PostgresServer) -> bool:
     env = {**_tool_env(pg, pg.database), "PGPASSWORD": "surely-not-the-password"}
     args = [str(pg.bin_dir / "psql"), "-X", "-tA", "-c", "SELECT 1"]
     return subprocess.run(args, env=env, capture_output=True, check=False).returncode != 0
+
+
+def server_major(pg: PostgresServer) -> int:
+    """The server's major version (``SHOW server_version_num`` // 10000)."""
+    return int(pg.psql("SHOW server_version_num")) // 10000

@@ -1,4 +1,4 @@
-"""This process -> its children (pg_dump among them), their argv, its open files; run commands."""
+"""This process -> its children (pg_dump among them), their argv, open files; run, log commands."""
 
 from __future__ import annotations
 
@@ -63,3 +63,27 @@ def open_files_under(folder: Path) -> list[str]:
         if target.startswith(f"{folder}/"):
             held.append(target)
     return held
+
+
+def recording_bin_dir(real: Path, folder: Path, names: tuple[str, ...]) -> Path:
+    """A ``bin_dir`` whose ``names`` run the real programs in ``real``, each call logged.
+
+    Every call appends its arguments (one line, space separated) to ``folder/<name>.calls``:
+    :func:`recorded_calls` shows whether a program was only asked its ``--version`` or
+    really started against a server.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        log = folder / f"{name}.calls"
+        log.touch()
+        wrapper = folder / name
+        wrapper.write_text(
+            f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real / name}" "$@"\n'
+        )
+        wrapper.chmod(0o755)
+    return folder
+
+
+def recorded_calls(folder: Path, name: str) -> list[str]:
+    """The argument lines logged by :func:`recording_bin_dir`'s ``name``, in order."""
+    return (folder / f"{name}.calls").read_text().splitlines()

@@ -6,7 +6,7 @@ import functools
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +74,27 @@ def make_sample(pg: PostgresServer, root: Path) -> Iterator[Sample]:
         )
     finally:
         pg.drop_database(name)
+
+
+class Samples:
+    """One :func:`make_sample` per server, made on first use; :meth:`close` drops them all."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._stack = ExitStack()
+        self._made: dict[tuple[str, int], Sample] = {}
+
+    def of(self, pg: PostgresServer) -> Sample:
+        """The sample on ``pg``: its seeded database, folder and archives."""
+        key = (pg.host, pg.port)
+        if key not in self._made:
+            folder = self._root / f"{pg.host}-{pg.port}"
+            self._made[key] = self._stack.enter_context(make_sample(pg, folder))
+        return self._made[key]
+
+    def close(self) -> None:
+        """Drop every sample database made."""
+        self._stack.close()
 
 
 def copy_archive(sample: Sample, dump_format: mb.DumpFormat, tmp_path: Path) -> Path:

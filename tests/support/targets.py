@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,18 @@ def write_files(root: Path, files: dict[str, bytes], mode: int = 0o600) -> None:
                 folder.chmod(0o700)
         target.write_bytes(content)
         target.chmod(mode)
+
+
+#: A folder mtime no operation sets (2001): while a folder still has it, nothing was
+#: created in it or removed from it, not even a temporary file for a moment.
+UNTOUCHED_NS = 1_000_000_000 * 10**9
+
+
+def quiet_folder(path: Path) -> Path:
+    """A new empty folder at ``path`` with mtime :data:`UNTOUCHED_NS`."""
+    path.mkdir()
+    os.utime(path, ns=(UNTOUCHED_NS, UNTOUCHED_NS))
+    return path
 
 
 def names_in(directory: Path) -> list[str]:
