@@ -59,6 +59,7 @@ from ._format.documents import Header, Manifest
 from ._locations import DirectoryStorage, FileArchive, S3Archive, S3Storage
 from ._monetr import MonetrInstance
 from ._progress import Phase, Progress, ProgressCallback
+from ._public import publish
 from ._restore import RestoreResult, restore
 from ._verify import InspectResult, Problem, VerifyReport, inspect, verify
 from ._version import __version__
@@ -119,9 +120,4 @@ __all__ = [  # noqa: RUF022
     "__version__",
 ]
 
-# Reprs, tracebacks and docs show the public path, not the private module.
-for _name in __all__:
-    _value = globals()[_name]
-    if isinstance(_value, type) or (callable(_value) and hasattr(_value, "__code__")):
-        _value.__module__ = __name__
-del _name, _value
+publish(globals(), __all__)

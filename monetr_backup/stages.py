@@ -61,6 +61,7 @@ from ._protocols import (
     StorageTarget,
     StoredObject,
 )
+from ._public import publish
 from ._s3.bucket_source import open_s3_objects, s3_objects
 from ._s3.bucket_target import S3Target
 from ._s3.client import open_s3_client
@@ -120,8 +121,4 @@ __all__ = [  # noqa: RUF022
     "open_s3_client",
 ]
 
-for _name in __all__:
-    _value = globals()[_name]
-    if isinstance(_value, type) or (callable(_value) and hasattr(_value, "__code__")):
-        _value.__module__ = __name__
-del _name, _value
+publish(globals(), __all__)

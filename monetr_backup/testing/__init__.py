@@ -21,6 +21,7 @@ Set ``MONETR_BACKUP_TEST_PG_DSN`` and use :func:`postgres_server` to run against
 existing PostgreSQL server instead of starting one.
 """
 
+from .._public import publish
 from ._postgres import (
     DEFAULT_PG_BIN_DIR,
     PG_DSN_ENV_VAR,
@@ -53,9 +54,4 @@ __all__ = [  # noqa: RUF022
     "WHEEL_POSTGRES",
 ]
 
-# Reprs, tracebacks and docs show the public path, not the private module.
-for _name in __all__:
-    _value = globals()[_name]
-    if isinstance(_value, type) or callable(_value):
-        _value.__module__ = __name__
-del _name, _value
+publish(globals(), __all__)
