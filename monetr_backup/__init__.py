@@ -13,13 +13,14 @@ and back)::
     _restore.py   reader -> database + storage targets -> commit both, or abort both
     _verify.py    reader, to the end, no target
     _open.py      a location (FileArchive, S3Storage, ...) -> the stage that serves it
-    _protocols.py Member, StoredObject; ArchiveSink, StorageTarget, DatabaseTarget
+    _protocols.py Member, StoredObject, DumpSource; ArchiveSink, StorageTarget, DatabaseTarget
+    _file_set.py  the files rows of the dump's snapshot -> which objects to take, and why
     _format/      the archive: layout, documents, members, tar write/read, codecs, checks
-    _postgres/    client programs, preflight, pg_dump source, pg_restore target
+    _postgres/    client programs, preflight, snapshot, pg_dump source, pg_restore target
     _s3/          client and its errors, upload sink, download, bucket source and target
     _local/       file sink and reader, directory source and target, safe paths
     _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
-    _config.py  _locations.py  _errors.py  _progress.py  _units.py
+    _config.py  _locations.py  _errors.py  _progress.py  _units.py  _public.py
     testing/      throwaway servers and seed data for tests, examples and benchmarks
 """
 

@@ -1,4 +1,4 @@
-"""Opening aiobotocore S3 clients and turning their errors into ours."""
+"""S3 settings -> an aiobotocore client set up for throughput (its errors: ``errors.py``)."""
 
 from __future__ import annotations
 
