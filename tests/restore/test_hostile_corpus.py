@@ -43,6 +43,7 @@ from support.samples import RESTRICT_KEY, Sample
 from support.sizes import MIB
 from support.targets import (
     bucket_objects,
+    empty_bucket,
     multipart_uploads,
     new_bucket,
     snapshot,
@@ -170,6 +171,21 @@ def existing(pg: PostgresServer, sample: Sample) -> Iterator[Existing]:
         pg.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def shared_bucket(s3: TemporarySeaweedS3) -> str:
+    """One bucket for every case, as each must leave it empty: SeaweedFS grows volumes for
+    every bucket written to (~0.2 s) and refuses writes after ~78 such buckets a session."""
+    return new_bucket(s3, "hostile")
+
+
+@pytest.fixture
+def hostile_bucket(s3: TemporarySeaweedS3, shared_bucket: str) -> Iterator[str]:
+    """The shared bucket, empty; what a failing case left in it is removed after the case."""
+    assert bucket_objects(s3, shared_bucket) == {}
+    yield shared_bucket
+    empty_bucket(s3.client(), shared_bucket)
+
+
 def existing_files(sample: Sample) -> dict[str, bytes]:
     """A directory target's content before the restore: two of the archive's keys with
     other bytes (``overwrite=always`` would replace them) and a file of its own."""
@@ -216,17 +232,18 @@ async def test_hostile_variant(
     pg: PostgresServer,
     s3: TemporarySeaweedS3,
     databases: Databases,
+    hostile_bucket: str,
     tmp_path: Path,
 ) -> None:
     """verify() reports only problems of the variant's kind; both restores raise exactly
     that type, leave every target as it was, and each operation stays within the bounds."""
     path = write(variant, goods[variant.dump_format], tmp_path)
+    bucket = hostile_bucket
     files = tmp_path / "files"
     write_files(files, existing_files(sample))
     (files / "empty-folder").mkdir(mode=0o750)
     files_before = snapshot(files)
     new = new_database_name(databases)
-    bucket = new_bucket(s3)
     children = child_processes()
     fds = _open_fds()
     costs = Costs(variant.name)
