@@ -17,12 +17,14 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 import zstandard
 from anyio.streams.memory import MemoryObjectReceiveStream
+from isal import isal_zlib
 
 from .._errors import CorruptArchiveError, single_errors
 from .._units import MIB
@@ -31,6 +33,9 @@ from .decompress import HEAD_SIZE, decompressed
 __all__ = ["TarEntry", "open_tar_entries"]
 
 READ_SIZE = MIB
+#: ISA-L's inflate raises its own error, neither zlib's nor an OSError, on a bad deflate
+#: block (its stubs declare it an instance, not a class).
+_ISAL_ERROR = cast("type[Exception]", isal_zlib.error)
 
 
 class TarEntry:
@@ -148,7 +153,14 @@ def _parse(raw: _Pull, emit: Callable[[_Event], object]) -> None:
                 raise tarfile.ReadError(
                     "more zero padding after the end of the archive than one tar record"
                 )
-    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
+    except (
+        tarfile.TarError,
+        EOFError,
+        OSError,
+        zlib.error,
+        _ISAL_ERROR,
+        zstandard.ZstdError,
+    ) as exc:
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, EOFError) or "unexpected end" in reason:
             reason = f"archive is truncated ({reason})"

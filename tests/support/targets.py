@@ -147,6 +147,15 @@ def multipart_uploads(client: Any, bucket: str) -> list[dict[str, Any]]:
     return uploads
 
 
+def empty_bucket(client: Any, bucket: str) -> None:
+    """Delete every object in ``bucket`` and abort its unfinished multipart uploads."""
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for listed in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=listed["Key"])
+    for upload in multipart_uploads(client, bucket):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
 def assert_nothing_at(client: Any, bucket: str, key: str) -> None:
     """No object at ``key`` (nor anywhere in the bucket) and no unfinished upload."""
     assert key not in object_keys(client, bucket)
