@@ -86,7 +86,7 @@ async def verify(archive: _open.ArchiveInput, *, s3_client: S3Client | None = No
                 manifest=reader.manifest,
                 members_checked=len(reader.seen),
                 problems=[_problem(error) for error in found[:MAX_PROBLEMS]],
-                problem_count=len(found),
+                problem_count=len(found) + reader.problems_not_kept,
             )
 
 

@@ -11,7 +11,8 @@ archive's layout: :meth:`~ArchiveReader.dump_chunks`, :meth:`~ArchiveReader.obje
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -33,12 +34,14 @@ from .tar_read import TarEntry
 
 __all__ = ["ArchiveReader"]
 
+#: How many problems with the manifest are kept (and reported); the rest are counted.
+KEPT_PROBLEMS = 1000
 #: The header and the dump summary are a few hundred bytes; anything bigger is not ours.
 MAX_DOCUMENT_SIZE = 1024 * 1024
 #: The manifest lists every member read before it, and the objects that were skipped.
 #: Its size is bounded by what those can explain, so a manifest made huge (a bomb of
 #: fake entries) is refused before it is parsed rather than costing memory per entry.
-MANIFEST_BASE_SIZE = 16 * 1024 * 1024
+MANIFEST_BASE_SIZE = 4 * 1024 * 1024
 MANIFEST_SIZE_PER_MEMBER = 512
 
 D = TypeVar("D", bound=BaseModel)
@@ -67,6 +70,8 @@ class ArchiveReader:
         #: Every member read so far, with the digest computed while reading it.
         self.seen: list[MemberEntry] = []
         self.problems: list[ChecksumError] = []
+        #: Problems found beyond the first :data:`KEPT_PROBLEMS`, counted only.
+        self.problems_not_kept = 0
         self._top = ""
         self._pending: TarEntry | None = None
         self._current: TarEntry | None = None
@@ -238,10 +243,15 @@ class ArchiveReader:
         if trailing is not None:
             raise CorruptArchiveError("member after the manifest", member=trailing.name)
         self.manifest = manifest
-        mismatches = _compare(members, manifest.members)
-        mismatches += _check_totals(manifest, members, self._top, self.header)
+        found = itertools.chain(
+            _compare(members, manifest.members),
+            _check_totals(manifest, members, self._top, self.header),
+        )
+        # A manifest of fake entries has one mismatch per entry: keep the first ones.
+        mismatches = list(itertools.islice(found, KEPT_PROBLEMS))
+        self.problems_not_kept += sum(1 for _ in found)
         if mismatches and self.strict:
-            raise _mismatch_error(mismatches)
+            raise _mismatch_error(mismatches, self.problems_not_kept)
         self.problems.extend(ChecksumError(text, member=name) for name, text in mismatches)
         return manifest
 
@@ -250,14 +260,14 @@ class ArchiveReader:
 _MESSAGE_PROBLEMS = 5
 
 
-def _mismatch_error(mismatches: list[tuple[str, str]]) -> ChecksumError:
+def _mismatch_error(mismatches: list[tuple[str, str]], not_kept: int = 0) -> ChecksumError:
     """One error for every difference from the manifest, naming the first few."""
     (first, text), rest = mismatches[0], mismatches[1:]
     message = f"does not match the manifest: {text}"
     if rest:
         named = "; ".join(f"{name}: {problem}" for name, problem in rest[:_MESSAGE_PROBLEMS])
-        more = len(rest) - _MESSAGE_PROBLEMS
-        message += f" (and {len(rest)} more: {named}" + (
+        more = len(rest) + not_kept - _MESSAGE_PROBLEMS
+        message += f" (and {len(rest) + not_kept} more: {named}" + (
             f"; {more} not shown)" if more > 0 else ")"
         )
     return ChecksumError(message, member=first)
@@ -283,19 +293,23 @@ def _check_totals(
     return problems
 
 
-def _compare(seen: list[MemberEntry], listed: list[MemberEntry]) -> list[tuple[str, str]]:
+def _compare(seen: list[MemberEntry], listed: list[MemberEntry]) -> Iterator[tuple[str, str]]:
     """(member, problem) for every difference between what was read and the manifest."""
-    problems: list[tuple[str, str]] = []
     expected = {entry.name: entry for entry in listed}
+    found = False
     for entry in seen:
         want = expected.pop(entry.name, None)
         if want is None:
-            problems.append((entry.name, "not in the manifest"))
+            found = True
+            yield entry.name, "not in the manifest"
         elif want.size != entry.size:
-            problems.append((entry.name, f"{entry.size} bytes, the manifest says {want.size}"))
+            found = True
+            yield entry.name, f"{entry.size} bytes, the manifest says {want.size}"
         elif want.sha256 != entry.sha256:
-            problems.append((entry.name, "SHA-256 differs from the manifest"))
-    problems.extend((name, "listed in the manifest but missing") for name in expected)
-    if not problems and [e.name for e in seen] != [e.name for e in listed]:
-        problems.append((seen[0].name, "members are not in manifest order"))
-    return problems
+            found = True
+            yield entry.name, "SHA-256 differs from the manifest"
+    for name in expected:
+        found = True
+        yield name, "listed in the manifest but missing"
+    if not found and [e.name for e in seen] != [e.name for e in listed]:
+        yield seen[0].name, "members are not in manifest order"

@@ -144,7 +144,10 @@ class Manifest(_Doc):
     dump_bytes: int
     object_count: int
     object_bytes: int
+    #: Storage objects not in the archive, and why (the first 1,000).
     skipped: list[SkippedObject]
+    #: How many were skipped in all (absent from archives written before it was added).
+    skipped_count: int | None = None
     kms_provider: str | None
     secrets_note: str = SECRETS_NOTE
     #: For a monetr database: the storage objects against the dump's ``files`` rows.

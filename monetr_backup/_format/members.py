@@ -25,7 +25,10 @@ from .layout import (
     storage_member_name,
 )
 
-__all__ = ["archive_members"]
+__all__ = ["SKIPPED_LISTED", "archive_members"]
+
+#: How many skipped objects the manifest names; ``skipped_count`` has them all.
+SKIPPED_LISTED = 1000
 
 
 def _json(document: BaseModel) -> bytes:
@@ -142,7 +145,10 @@ async def archive_members(
         dump_bytes=dump_bytes,
         object_count=object_count,
         object_bytes=object_bytes,
-        skipped=list(skipped or ()),
+        # Bounded, so a manifest's size stays within what its members explain (readers
+        # refuse one that is not: a manifest bomb); the count says how many there were.
+        skipped=list(skipped or ())[:SKIPPED_LISTED],
+        skipped_count=len(skipped or ()),
         kms_provider=kms_provider,
     )
     if annotate is not None:
