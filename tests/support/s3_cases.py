@@ -202,15 +202,18 @@ class RestoreTargets:
         assert dump == sample.dump
         assert sorted(result.objects_restored) == sorted(sample.files)
         if self.folder is not None:
-            after = snapshot(self.folder)
-            files = {path: entry[2] for path, entry in after.items() if entry[0] == "file"}
-            expected = {name: entry[2] for name, entry in self.folder_before.items()}
-            assert files == {**expected, **sample.files}
+            before, after = _files(self.folder_before), _files(snapshot(self.folder))
+            assert after == {**before, **sample.files}
             assert partial_files(self.folder) == []
         if self.bucket is not None:
             expected = {self.prefix + key: content for key, content in sample.files.items()}
             assert bucket_objects(self.s3, self.bucket) == {**self.bucket_before, **expected}
             assert multipart_uploads(self.s3.client(), self.bucket) == []
+
+
+def _files(found: dict[str, tuple[str, int, bytes]]) -> dict[str, bytes]:
+    """The files of a :func:`snapshot`: path -> content."""
+    return {path: content for path, (kind, _, content) in found.items() if kind == "file"}
 
 
 #: A table the existing target database holds before a restore (the dump has no such table).
