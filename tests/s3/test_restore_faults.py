@@ -68,7 +68,7 @@ def _archive_get(**action: object) -> Callable[[Where], list[Rule]]:
 
 
 def _target_put(**action: object) -> Callable[[Where], list[Rule]]:
-    return lambda w: [put_object(w.target_bucket or "?", **action)]
+    return lambda w: [put_object(w.target_bucket or "?", None, **action)]
 
 
 TRANSIENT = {
