@@ -1,0 +1,390 @@
+"""A backup to S3 and a restore from S3, cancelled after random delays and at each progress
+phase -> returned with everything committed, or cancelled with nothing of it left.
+
+Requests go through the fault proxy with 10 ms of latency each, so the windows around
+CreateMultipartUpload, the parts and CompleteMultipartUpload are as wide as on a network.
+The delays are fractions of the operation's duration, measured once per kind of case in
+the session (the first case of each kind runs it uncancelled first).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+
+import monetr_backup as mb
+from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
+
+from support.databases import Databases
+from support.fault_proxy import FaultProxy, Rule, fault_proxy
+from support.leaks import Leaks
+from support.names import unique_name
+from support.s3_cases import (
+    Payload,
+    RestoreTargets,
+    S3Samples,
+    assert_nothing_at_key,
+    check_s3_archive,
+    restore_targets,
+    storage_of,
+)
+from support.samples import Sample
+
+pytestmark = pytest.mark.anyio
+
+
+#: Where in the operation's measured duration the cancellations fall (fixed seed).
+def _fractions(seed: int, count: int) -> list[float]:
+    rng = random.Random(seed)
+    return sorted(rng.uniform(0.0, 1.1) for _ in range(count))
+
+
+BACKUP_FRACTIONS = _fractions(9, 12)
+RESTORE_FRACTIONS = _fractions(10, 10)
+
+CODECS = list(mb.Codec)
+FORMATS = list(mb.DumpFormat)
+
+#: Phases before the point of no return: a cancellation there must be delivered.
+BEFORE_COMMIT = {
+    mb.Phase.STARTING,
+    mb.Phase.DUMPING_DATABASE,
+    mb.Phase.COPYING_STORAGE,
+    mb.Phase.RESTORING_DATABASE,
+    mb.Phase.RESTORING_STORAGE,
+}
+
+
+def _ids(fractions: list[float]) -> list[str]:
+    return [f"{i:02d}-at-{fraction:.0%}" for i, fraction in enumerate(fractions)]
+
+
+def _latency() -> Rule:
+    return Rule(response_delay=0.01, times=None)
+
+
+@pytest.fixture(scope="session")
+def measured() -> dict[str, float]:
+    """Seconds an uncancelled operation of each kind took (filled by the first case)."""
+    return {}
+
+
+# --- backup -------------------------------------------------------------------------------
+
+
+@dataclass
+class BackupCase:
+    s3: TemporarySeaweedS3
+    pg: PostgresServer
+    sample: Sample
+    payload: Payload
+    bucket: str
+    source: str
+    codec: mb.Codec
+    dump_format: mb.DumpFormat
+
+    async def run(
+        self,
+        proxy: FaultProxy,
+        key: str,
+        progress: mb.ProgressCallback | None = None,
+    ) -> mb.Manifest:
+        s3 = self.s3.config(endpoint_url=proxy.endpoint_url)
+        return await mb.backup(
+            mb.S3Archive(s3=s3, bucket=self.bucket, key=key),
+            database=self.pg.config(self.sample.database),
+            storage=storage_of(self.payload, self.source, s3),
+            options=mb.BackupOptions(
+                codec=self.codec, dump_format=self.dump_format, progress_interval=0
+            ),
+            progress=progress,
+        )
+
+    def check(self, key: str, returned: bool, tmp_path: Path) -> None:
+        if returned:
+            check_s3_archive(
+                self.s3.client(),
+                self.bucket,
+                key,
+                files=self.payload.files,
+                database=self.sample.database,
+                codec=self.codec,
+                dump_format=self.dump_format,
+                dest=tmp_path / unique_name("extracted"),
+            )
+        else:
+            assert_nothing_at_key(self.s3.client(), self.bucket, key)
+
+
+async def _measure_backup(case: BackupCase, proxy: FaultProxy, tmp_path: Path) -> float:
+    started = time.monotonic()
+    await case.run(proxy, "measured.tar")
+    took = time.monotonic() - started
+    case.check("measured.tar", True, tmp_path)
+    return took
+
+
+@pytest.fixture
+def backup_case(
+    s3: TemporarySeaweedS3, pg: PostgresServer, sample: Sample, payload: Payload, bucket: str
+) -> Callable[[str, int], BackupCase]:
+    def make(source: str, index: int) -> BackupCase:
+        codec, dump_format = CODECS[index % 3], FORMATS[index % 2]
+        return BackupCase(s3, pg, sample, payload, bucket, source, codec, dump_format)
+
+    return make
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "S3 backup (directory or bucket storage; gzip, zstd, none; custom, plain) cancelled "
+    "after a random delay (12 per source, seed 9, spread over 110% of its measured duration)",
+    "returned with the archive correct, or cancelled with no object and no multipart upload",
+)
+@pytest.mark.parametrize("fraction", BACKUP_FRACTIONS, ids=_ids(BACKUP_FRACTIONS))
+@pytest.mark.parametrize("source", ["directory", "bucket"])
+async def test_backup_cancelled_after_a_random_delay(
+    source: str,
+    fraction: float,
+    backup_case: Callable[[str, int], BackupCase],
+    measured: dict[str, float],
+    tmp_path: Path,
+) -> None:
+    case = backup_case(source, BACKUP_FRACTIONS.index(fraction))
+    async with fault_proxy(case.s3.ports["s3"], _latency()) as proxy:
+        if f"backup-{source}" not in measured:
+            measured[f"backup-{source}"] = await _measure_backup(case, proxy, tmp_path)
+        leaks = Leaks()
+        returned = False
+        with anyio.move_on_after(fraction * measured[f"backup-{source}"]):
+            await case.run(proxy, "cancelled.tar")
+            returned = True
+        await leaks.check()
+    case.check("cancelled.tar", returned, tmp_path)
+
+
+BACKUP_PHASES = [
+    mb.Phase.STARTING,
+    mb.Phase.DUMPING_DATABASE,
+    mb.Phase.COPYING_STORAGE,
+    mb.Phase.COMMITTING,
+    mb.Phase.DONE,
+]
+
+
+async def _cancel_at(
+    phase: mb.Phase, run: Callable[[mb.ProgressCallback], Awaitable[object]]
+) -> tuple[bool, list[mb.Phase]]:
+    """Run, cancelling from the progress callback when ``phase`` begins: whether it
+    returned, and the phases it reported."""
+    seen: list[mb.Phase] = []
+    scope = anyio.CancelScope()
+
+    def progress(snapshot: mb.Progress) -> None:
+        if not seen or seen[-1] != snapshot.phase:
+            seen.append(snapshot.phase)
+        if snapshot.phase == phase:
+            scope.cancel()
+
+    returned = False
+    with scope:
+        await run(progress)
+        returned = True
+    assert phase in seen
+    return returned, seen
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "S3 backup (directory or bucket storage) cancelled from its progress callback as each "
+    "phase begins: starting, dumping database, copying storage, committing, done",
+    "cancelled with nothing at the key before committing; from committing on, returned "
+    "with the archive correct",
+)
+@pytest.mark.parametrize("phase", BACKUP_PHASES, ids=[phase.name for phase in BACKUP_PHASES])
+@pytest.mark.parametrize("source", ["directory", "bucket"])
+async def test_backup_cancelled_at_each_phase(
+    source: str,
+    phase: mb.Phase,
+    backup_case: Callable[[str, int], BackupCase],
+    tmp_path: Path,
+) -> None:
+    case = backup_case(source, BACKUP_PHASES.index(phase))
+    async with fault_proxy(case.s3.ports["s3"], _latency()) as proxy:
+        leaks = Leaks()
+        returned, seen = await _cancel_at(
+            phase, lambda progress: case.run(proxy, "cancelled.tar", progress)
+        )
+        await leaks.check()
+    assert returned is (phase not in BEFORE_COMMIT), seen
+    case.check("cancelled.tar", returned, tmp_path)
+
+
+# --- restore ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Into:
+    """A restore's targets: a new or existing database (``clean``: with a table of its own
+    to replace), storage in a folder or a bucket."""
+
+    create: bool
+    storage: str
+    clean: bool = False
+
+    @property
+    def name(self) -> str:
+        database = "new-db" if self.create else "existing-db" + ("-clean" if self.clean else "")
+        return f"{database}-{self.storage}"
+
+
+INTO = [
+    Into(create=True, storage="directory"),
+    Into(create=False, storage="bucket"),
+    Into(create=True, storage="bucket"),
+    Into(create=False, storage="directory", clean=True),
+]
+
+
+@dataclass
+class RestoreCase:
+    s3: TemporarySeaweedS3
+    pg: PostgresServer
+    samples: S3Samples
+    databases: Databases
+    root: Path
+    into: Into
+    codec: mb.Codec
+    dump_format: mb.DumpFormat
+
+    def targets(self) -> RestoreTargets:
+        return restore_targets(
+            self.pg,
+            self.s3,
+            self.databases,
+            self.root,
+            create=self.into.create,
+            storage=self.into.storage,
+            clean=self.into.clean,
+        )
+
+    async def run(
+        self,
+        proxy: FaultProxy,
+        targets: RestoreTargets,
+        progress: mb.ProgressCallback | None = None,
+    ) -> mb.RestoreResult:
+        s3 = self.s3.config(endpoint_url=proxy.endpoint_url)
+        return await mb.restore(
+            mb.S3Archive(
+                s3=s3, bucket=self.samples.bucket, key=S3Samples.key(self.codec, self.dump_format)
+            ),
+            database=self.pg.config(targets.database),
+            storage=targets.storage(s3),
+            options=targets.options(progress_interval=0),
+            progress=progress,
+        )
+
+
+@pytest.fixture
+def restore_case(
+    s3: TemporarySeaweedS3,
+    pg: PostgresServer,
+    s3_samples: S3Samples,
+    databases: Databases,
+    tmp_path: Path,
+) -> Callable[[Into, int], RestoreCase]:
+    def make(into: Into, index: int) -> RestoreCase:
+        codec, dump_format = CODECS[index % 3], FORMATS[index % 2]
+        return RestoreCase(s3, pg, s3_samples, databases, tmp_path, into, codec, dump_format)
+
+    return make
+
+
+async def _measure_restore(case: RestoreCase, proxy: FaultProxy) -> float:
+    targets = case.targets()
+    started = time.monotonic()
+    result = await case.run(proxy, targets)
+    took = time.monotonic() - started
+    targets.assert_restored(result, case.samples.sample)
+    return took
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "restore from S3 (new database or existing one, with clean too; folder or bucket; "
+    "gzip, zstd, none; custom, plain) cancelled after a random delay (10 per target kind, "
+    "seed 10, spread over 110% of its measured duration)",
+    "returned with database and files restored, or cancelled with no database created, "
+    "the existing one unchanged, folder and bucket as they were",
+)
+@pytest.mark.parametrize("fraction", RESTORE_FRACTIONS, ids=_ids(RESTORE_FRACTIONS))
+@pytest.mark.parametrize("into", INTO, ids=[into.name for into in INTO])
+async def test_restore_cancelled_after_a_random_delay(
+    into: Into,
+    fraction: float,
+    restore_case: Callable[[Into, int], RestoreCase],
+    measured: dict[str, float],
+) -> None:
+    case = restore_case(into, RESTORE_FRACTIONS.index(fraction))
+    async with fault_proxy(case.s3.ports["s3"], _latency()) as proxy:
+        if into.name not in measured:
+            measured[into.name] = await _measure_restore(case, proxy)
+        targets = case.targets()
+        leaks = Leaks()
+        result: mb.RestoreResult | None = None
+        with anyio.move_on_after(fraction * measured[into.name]):
+            result = await case.run(proxy, targets)
+        await leaks.check()
+    if result is None:
+        targets.assert_untouched()
+    else:
+        targets.assert_restored(result, case.samples.sample)
+
+
+RESTORE_PHASES = [
+    mb.Phase.STARTING,
+    mb.Phase.RESTORING_DATABASE,
+    mb.Phase.RESTORING_STORAGE,
+    mb.Phase.COMMITTING,
+    mb.Phase.DONE,
+]
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "restore from S3 (new or existing database, folder or bucket) cancelled from its "
+    "progress callback as each phase begins: starting, restoring database, restoring "
+    "storage, committing, done",
+    "cancelled with both targets as they were before committing; from committing on, "
+    "returned with everything restored",
+)
+@pytest.mark.parametrize("phase", RESTORE_PHASES, ids=[phase.name for phase in RESTORE_PHASES])
+@pytest.mark.parametrize("into", INTO, ids=[into.name for into in INTO])
+async def test_restore_cancelled_at_each_phase(
+    into: Into,
+    phase: mb.Phase,
+    restore_case: Callable[[Into, int], RestoreCase],
+) -> None:
+    case = restore_case(into, RESTORE_PHASES.index(phase))
+    targets = case.targets()
+    results: list[mb.RestoreResult] = []
+
+    async def run(progress: mb.ProgressCallback) -> None:
+        results.append(await case.run(proxy, targets, progress))
+
+    async with fault_proxy(case.s3.ports["s3"], _latency()) as proxy:
+        leaks = Leaks()
+        returned, seen = await _cancel_at(phase, run)
+        await leaks.check()
+    assert returned is (phase not in BEFORE_COMMIT), seen
+    if returned:
+        targets.assert_restored(results[0], case.samples.sample)
+    else:
+        targets.assert_untouched()
