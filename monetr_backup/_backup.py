@@ -141,11 +141,13 @@ async def _backup(
                 if not manifests:
                     # Only reachable if a stage swallowed an error: never commit such an archive.
                     raise BackupError("the archive ended before its manifest was written")
-                tracker.phase(Phase.COMMITTING)
                 # The point of no return. From here on, closing the stages included, all is
                 # shielded: a cancellation arriving now must not leave the caller told
-                # "cancelled" while the archive became visible anyway.
+                # "cancelled" while the archive became visible anyway. Shielded before the
+                # phase is reported: a callback that cancels would otherwise reach the
+                # stages' own tasks (the upload's workers) and break the commit.
                 done.shield = True
+                tracker.phase(Phase.COMMITTING)
                 await sink.commit()
             except BaseException:
                 with anyio.CancelScope(shield=True):

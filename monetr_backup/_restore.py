@@ -133,9 +133,13 @@ async def _restore(
             # The whole archive has checked out: the point of no return. From here on, closing
             # the stages included, all is shielded, so a cancellation cannot leave the
             # database committed and the files half published, or the caller told
-            # "cancelled" about a restore that happened.
-            tracker.phase(Phase.COMMITTING)
+            # "cancelled" about a restore that happened. Shielded before the phase is
+            # reported: a callback that cancels would otherwise reach the stages' own tasks
+            # (pg_restore's stderr reader), whose task group would then cancel the commit
+            # and swallow that cancellation, so the restore "returned" having committed
+            # nothing.
             done.shield = True
+            tracker.phase(Phase.COMMITTING)
             try:
                 if db is not None:
                     await db.commit()
