@@ -22,7 +22,7 @@ import monetr_backup as mb
 from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
 from support.databases import Databases
-from support.fault_proxy import FaultProxy, Rule, fault_proxy
+from support.fault_proxy import FaultProxy, Rule, fault_proxy, get_object
 from support.leaks import Leaks
 from support.names import unique_name
 from support.s3_cases import (
@@ -226,6 +226,50 @@ async def test_backup_cancelled_at_each_phase(
     case.check("cancelled.tar", returned, tmp_path)
 
 
+@pytest.mark.reliability(
+    "cancellation",
+    "S3 backup (directory or bucket storage; none, gzip) cancelled from its progress "
+    "callback at its last update before committing (the final archive bytes)",
+    "cancelled with no object and no multipart upload, or returned with the archive correct",
+)
+@pytest.mark.parametrize("codec", [mb.Codec.NONE, mb.Codec.GZIP])
+@pytest.mark.parametrize("source", ["directory", "bucket"])
+async def test_backup_cancelled_at_its_last_update_before_committing(
+    source: str,
+    codec: mb.Codec,
+    backup_case: Callable[[str, int], BackupCase],
+    tmp_path: Path,
+) -> None:
+    """The callback runs in the backup's own task: cancelling there reaches the stages'
+    tasks (upload workers, prefetchers) at once, while the backup's task itself only
+    sees the cancellation at its next checkpoint, which must come before the commit."""
+    case = backup_case(source, 0)
+    case.codec = codec
+    async with fault_proxy(case.s3.ports["s3"]) as proxy:
+        sizes: list[int] = []
+        await case.run(proxy, "measured.tar", lambda p: sizes.append(p.archive_bytes))
+        # The last chunk (codec trailer and manifest) is far larger than 64 bytes, and
+        # a second run differs from the first by a few bytes of gzip at most.
+        last = max(sizes) - 64
+        leaks = Leaks()
+        scope = anyio.CancelScope()
+        fired: list[mb.Progress] = []
+
+        def progress(snapshot: mb.Progress) -> None:
+            if snapshot.archive_bytes >= last and not fired:
+                fired.append(snapshot)
+                scope.cancel()
+
+        returned = False
+        with scope:
+            await case.run(proxy, "cancelled.tar", progress)
+            returned = True
+        await leaks.check()
+    assert fired
+    assert fired[0].phase is mb.Phase.COPYING_STORAGE
+    case.check("cancelled.tar", returned, tmp_path)
+
+
 # --- restore ------------------------------------------------------------------------------
 
 
@@ -388,3 +432,136 @@ async def test_restore_cancelled_at_each_phase(
         targets.assert_restored(results[0], case.samples.sample)
     else:
         targets.assert_untouched()
+
+
+# --- cancelled while a chosen request is in flight ----------------------------------------
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A request held 0.3 s by the proxy after the server answered it, and a cancellation
+    arriving as the answer does (the server has done its part, the client knows nothing).
+    ``hold_back`` names a storage object whose GET is held 1 s, so that the backup is not
+    yet committing when the cancellation arrives."""
+
+    rule: Callable[[str], Rule]
+    returns: bool
+    hold_back: str | None = None
+
+
+BACKUP_IN_FLIGHT = {
+    "upload-part": InFlight(
+        lambda _: Rule(method="PUT", query="partNumber"), False, hold_back="small/05.txt"
+    ),
+    "complete": InFlight(lambda _: Rule(method="POST", query="uploadId"), True),
+    "storage-get": InFlight(lambda bucket: Rule(method="GET", path=f"^/{bucket}/blobs/1"), False),
+}
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "S3 backup cancelled while an UploadPart, CompleteMultipartUpload or a storage "
+    "object's GET is in flight (held by the proxy after the server answered)",
+    "cancelled with nothing at the key; at Complete (the point of no return) returned "
+    "with the archive correct",
+)
+@pytest.mark.parametrize("held", BACKUP_IN_FLIGHT.values(), ids=BACKUP_IN_FLIGHT.keys())
+async def test_backup_cancelled_while_a_request_is_in_flight(
+    held: InFlight, backup_case: Callable[[str, int], BackupCase], tmp_path: Path
+) -> None:
+    case = backup_case("bucket", 0)
+    scope = anyio.CancelScope()
+    rule = held.rule(case.payload.bucket)
+    rule.response_delay = 0.3
+    rule.on_answer = lambda _: scope.cancel()
+    rules = [rule]
+    if held.hold_back is not None:
+        rules.append(get_object(case.payload.bucket, held.hold_back, response_delay=1.0))
+    async with fault_proxy(case.s3.ports["s3"], *rules) as proxy:
+        leaks = Leaks()
+        returned = False
+        with scope:
+            await case.run(proxy, "cancelled.tar")
+            returned = True
+        await leaks.check()
+    assert rule.hits == 1
+    assert [e.status for e in proxy.exchanges(rule)][-1:] == [200]
+    assert returned is held.returns
+    case.check("cancelled.tar", returned, tmp_path)
+
+
+RESTORE_IN_FLIGHT = {
+    "first-put": Rule(method="PUT", without="partNumber"),
+    "third-put": Rule(method="PUT", without="partNumber", skip=2),
+    "head": Rule(method="HEAD", skip=4),
+}
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "restore into a bucket cancelled while an object's PutObject (the first, the third) or "
+    "HEAD is in flight (held by the proxy after the server stored or answered it)",
+    "cancelled; no database created, the bucket as it was (the object just stored deleted)",
+)
+@pytest.mark.parametrize("held", RESTORE_IN_FLIGHT.keys())
+async def test_restore_cancelled_while_a_request_is_in_flight(
+    held: str, restore_case: Callable[[Into, int], RestoreCase]
+) -> None:
+    case = restore_case(Into(create=True, storage="bucket"), 0)
+    targets = case.targets()
+    assert targets.bucket is not None
+    scope = anyio.CancelScope()
+    template = RESTORE_IN_FLIGHT[held]
+    rule = Rule(
+        method=template.method,
+        path=f"^/{targets.bucket}/",
+        without=template.without,
+        skip=template.skip,
+        response_delay=0.3,
+        on_answer=lambda _: scope.cancel(),
+    )
+    async with fault_proxy(case.s3.ports["s3"], rule) as proxy:
+        leaks = Leaks()
+        with scope:
+            await case.run(proxy, targets)
+        await leaks.check()
+    assert scope.cancelled_caught
+    assert rule.hits == 1
+    # The object was stored (or, for the HEAD, found absent) before the cancellation.
+    assert [e.status for e in proxy.exchanges(rule)][-1:] == [404 if held == "head" else 200]
+    targets.assert_untouched()
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "restore from S3 (new or existing database, folder or bucket) cancelled from its "
+    "progress callback at its last update before committing (the last object staged)",
+    "cancelled with both targets as they were, or returned with everything restored",
+)
+@pytest.mark.parametrize("into", INTO, ids=[into.name for into in INTO])
+async def test_restore_cancelled_at_its_last_update_before_committing(
+    into: Into, restore_case: Callable[[Into, int], RestoreCase]
+) -> None:
+    case = restore_case(into, 0)
+    targets = case.targets()
+    scope = anyio.CancelScope()
+    fired: list[mb.Progress] = []
+    total = len(case.samples.sample.files)
+
+    def progress(snapshot: mb.Progress) -> None:
+        if snapshot.objects_done == total and not fired:
+            fired.append(snapshot)
+            scope.cancel()
+
+    result: mb.RestoreResult | None = None
+    async with fault_proxy(case.s3.ports["s3"]) as proxy:
+        leaks = Leaks()
+        with scope:
+            result = await case.run(proxy, targets, progress)
+        await leaks.check()
+    assert fired
+    assert fired[0].phase is mb.Phase.RESTORING_STORAGE
+    if result is None:
+        targets.assert_untouched()
+    else:
+        targets.assert_restored(result, case.samples.sample)

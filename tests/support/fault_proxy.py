@@ -134,6 +134,9 @@ class Rule:
     cut_after: int | None = None
     #: Called (synchronously) when the rule starts acting on a request.
     on_hit: Callable[[Exchange], None] | None = None
+    #: Called (synchronously) when the server's answer to such a request arrives, before
+    #: ``response_delay`` and before the client sees any of it.
+    on_answer: Callable[[Exchange], None] | None = None
     #: Requests that matched (skipped ones included).
     seen: int = 0
     #: Requests acted on.
@@ -498,6 +501,8 @@ class FaultProxy:
             raise _ProtocolError("the server closed the connection without answering")
         status = _status(answer)
         exchange.status = status
+        if rule is not None and rule.on_answer is not None:
+            rule.on_answer(exchange)
         if method == "HEAD" or status in {204, 304} or 100 <= status < 200:
             response_framing: tuple[str, int] = ("none", 0)
         else:
