@@ -14,8 +14,8 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
-import aiofiles
 import anyio
 import anyio.to_thread
 
@@ -25,6 +25,21 @@ from .._protocols import Outcome, StoredObject
 from .safe_paths import dir_fd, exists, key_parts
 
 __all__ = ["DirectoryTarget"]
+
+
+def _create_new(path: Path) -> BinaryIO:
+    """Create ``path`` (0600, not there before, no symlink followed) for writing."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _flush_and_sync(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
 
 
 class DirectoryTarget:
@@ -72,17 +87,16 @@ class DirectoryTarget:
         self._staged_keys.add(item.key)
         self._staged_folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         try:
-            fd = await anyio.to_thread.run_sync(
-                os.open,
-                staging / name,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-            )
-            async with aiofiles.open(fd, "wb") as file:
+            # Thread calls that a cancellation waits for, so the file always comes back
+            # here to be closed: aiofiles, cancelled while opening, leaves the file it
+            # opened (and its descriptor) to the garbage collector.
+            file = await anyio.to_thread.run_sync(_create_new, staging / name)
+            try:
                 async for chunk in item.chunks:
-                    await file.write(chunk)
-                await file.flush()
-                await anyio.to_thread.run_sync(os.fsync, file.fileno())
+                    await anyio.to_thread.run_sync(file.write, chunk)
+                await anyio.to_thread.run_sync(_flush_and_sync, file)
+            finally:
+                file.close()
         except OSError as exc:
             raise StorageTargetError(
                 f"writing {item.key!r} under {self.root} failed: {exc}"
