@@ -47,7 +47,7 @@ from support.processes import pg_dump_children
 from support.reliability import cases_of
 from support.s3_cases import Payload, S3Samples, make_payload, make_s3_samples
 from support.samples import Sample, make_sample
-from support.targets import new_bucket, write_files
+from support.targets import delete_bucket, new_bucket, write_files
 
 #: No test here takes more than a few seconds; a hang should fail, not stall the run.
 TEST_TIMEOUT = 120.0
@@ -161,9 +161,12 @@ def s3_config(s3: TemporarySeaweedS3) -> S3Config:
 
 
 @pytest.fixture
-def bucket(s3: TemporarySeaweedS3) -> str:
-    """A new, empty bucket for this test."""
-    return new_bucket(s3, "test")
+def bucket(s3: TemporarySeaweedS3) -> Iterator[str]:
+    """A new, empty bucket for this test, deleted (with what it holds) afterwards: the
+    session's server has room for only about 75 buckets holding data."""
+    name = new_bucket(s3, "test")
+    yield name
+    delete_bucket(s3, name)
 
 
 @pytest.fixture

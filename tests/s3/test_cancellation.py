@@ -304,6 +304,7 @@ class RestoreCase:
     samples: S3Samples
     databases: Databases
     root: Path
+    bucket: str
     into: Into
     codec: mb.Codec
     dump_format: mb.DumpFormat
@@ -316,6 +317,7 @@ class RestoreCase:
             self.root,
             create=self.into.create,
             storage=self.into.storage,
+            bucket=self.bucket,
             clean=self.into.clean,
         )
 
@@ -339,15 +341,19 @@ class RestoreCase:
 
 @pytest.fixture
 def restore_case(
+    *,
     s3: TemporarySeaweedS3,
     pg: PostgresServer,
     s3_samples: S3Samples,
     databases: Databases,
     tmp_path: Path,
+    bucket: str,
 ) -> Callable[[Into, int], RestoreCase]:
     def make(into: Into, index: int) -> RestoreCase:
         codec, dump_format = CODECS[index % 3], FORMATS[index % 2]
-        return RestoreCase(s3, pg, s3_samples, databases, tmp_path, into, codec, dump_format)
+        return RestoreCase(
+            s3, pg, s3_samples, databases, tmp_path, bucket, into, codec, dump_format
+        )
 
     return make
 

@@ -114,11 +114,11 @@ TRANSIENT = {
 
 @pytest.fixture
 def targets_for(
-    pg: PostgresServer, s3: TemporarySeaweedS3, databases: Databases, tmp_path: Path
+    pg: PostgresServer, s3: TemporarySeaweedS3, databases: Databases, tmp_path: Path, bucket: str
 ) -> Callable[[Case], RestoreTargets]:
     def make(case: Case) -> RestoreTargets:
         return restore_targets(
-            pg, s3, databases, tmp_path, create=case.create, storage=case.storage
+            pg, s3, databases, tmp_path, create=case.create, storage=case.storage, bucket=bucket
         )
 
     return make

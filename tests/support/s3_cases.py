@@ -230,12 +230,12 @@ def restore_targets(
     *,
     create: bool,
     storage: str,
+    bucket: str,
     clean: bool = False,
-    bucket: str | None = None,
 ) -> RestoreTargets:
     """Fresh targets: a new or an existing database (with a table of its own if
     ``clean``), a ``"directory"`` or ``"bucket"`` storage target (a fresh prefix in
-    ``bucket``, else in a new bucket)."""
+    ``bucket``)."""
     if create:
         name = unique_name("t_new").replace("-", "_")
         databases.created.append(name)  # dropped after the test either way
@@ -252,7 +252,6 @@ def restore_targets(
         folder = root / unique_name("files")
         write_files(folder, {"already/here.txt": b"not from the archive\n"})
     else:
-        bucket = bucket or new_bucket(s3, "target")
         prefix = unique_name("run") + "/"
         put_objects(s3, bucket, {prefix + "already/here.txt": b"not from the archive\n"})
         bucket_before = bucket_objects(s3, bucket)
