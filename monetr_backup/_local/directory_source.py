@@ -11,10 +11,12 @@ import os
 import stat
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
-import aiofiles
+import aiofiles.threadpool
 import anyio
 import anyio.to_thread
+from aiofiles.threadpool.binary import AsyncBufferedReader
 
 from .._errors import StorageSourceError
 from .._format.documents import SkippedObject
@@ -31,10 +33,17 @@ def _scan(directory: Path) -> list[os.DirEntry[str]]:
         return sorted(entries, key=lambda entry: entry.name)
 
 
-def _open_nofollow(path: str, flags: int) -> int:
+def _open(path: str) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` opened for reading, and its status as opened."""
     # O_NOFOLLOW closes the window in which a file could be swapped for a symlink
     # between the directory scan and the open.
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        return os.fdopen(fd, "rb"), info
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 async def _walk(root: Path, relative: PurePosixPath) -> AsyncIterator[tuple[str, os.DirEntry[str]]]:
@@ -76,17 +85,21 @@ async def directory_objects(
             skipped.append(SkippedObject(key=key, reason="not a regular file"))
             continue
         try:
-            file = await aiofiles.open(entry.path, "rb", opener=_open_nofollow)
+            # One thread call, which a cancellation waits for: the file always comes back
+            # here to be closed (aiofiles.open, cancelled while its thread opened the
+            # file, leaves it, and its descriptor, to the garbage collector). From here
+            # to the ``try`` below nothing awaits.
+            raw, info = await anyio.to_thread.run_sync(_open, entry.path)
         except FileNotFoundError:
             skipped.append(SkippedObject(key=key, reason="deleted before it was read"))
             continue
         except OSError as exc:
             raise StorageSourceError(f"cannot open storage file {key!r}: {exc}") from exc
-        info = await anyio.to_thread.run_sync(os.fstat, file.fileno())
         if not stat.S_ISREG(info.st_mode):
-            await file.close()
+            raw.close()
             skipped.append(SkippedObject(key=key, reason="not a regular file"))
             continue
+        file: AsyncBufferedReader = aiofiles.threadpool.wrap(raw)
         chunks = _read_file(file, key, info.st_size)
         try:
             yield Member(key, info.st_size, chunks, mtime=info.st_mtime)
@@ -98,9 +111,7 @@ async def directory_objects(
                     await file.close()
 
 
-async def _read_file(
-    file: aiofiles.threadpool.binary.AsyncBufferedReader, key: str, size: int
-) -> AsyncIterator[bytes]:
+async def _read_file(file: AsyncBufferedReader, key: str, size: int) -> AsyncIterator[bytes]:
     try:
         remaining = size
         while remaining:
