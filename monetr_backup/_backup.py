@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import anyio
+import anyio.lowlevel
 
 from . import _open
 from ._config import BackupOptions, PostgresConfig, StorageMode
@@ -170,11 +171,17 @@ async def _backup(
                 if not manifests:
                     # Only reachable if a stage swallowed an error: never commit such an archive.
                     raise BackupError("the archive ended before its manifest was written")
+                # A cancellation already requested must be taken here, before the point of
+                # no return: it has reached the stages' own tasks (the upload's workers,
+                # the prefetchers) but maybe not this one yet (requested from the progress
+                # callback, say, which runs in this task). Shielded with it pending, the
+                # commit would find the workers gone, and a task group swallow the
+                # cancellation: backup() would return with no archive written.
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 # The point of no return. From here on, closing the stages included, all is
                 # shielded: a cancellation arriving now must not leave the caller told
                 # "cancelled" while the archive became visible anyway. Shielded before the
-                # phase is reported: a callback that cancels would otherwise reach the
-                # upload's tasks at once.
+                # phase is reported, for the same reason as the checkpoint above.
                 done.shield = True
                 tracker.phase(Phase.COMMITTING)
                 await sink.commit()

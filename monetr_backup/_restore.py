@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import anyio
+import anyio.lowlevel
 from pydantic import BaseModel, ConfigDict
 
 from . import _open
@@ -129,6 +130,10 @@ async def _restore(
                 )
             try:
                 manifest = await _write_all(reader, header, db, files, tracker)
+                # A cancellation already requested (from a progress callback, which runs in
+                # this task) may have reached the stages' own tasks but not this one: it
+                # must be taken here, before the shield, as in _backup().
+                await anyio.lowlevel.checkpoint_if_cancelled()
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     if files is not None:
@@ -140,7 +145,10 @@ async def _restore(
             # the stages included, all is shielded, so a cancellation cannot leave the
             # database committed and the files half published, or the caller told
             # "cancelled" about a restore that happened. Shielded before the phase is
-            # reported: a callback that cancels would otherwise reach the stages' tasks.
+            # reported: a callback that cancels would otherwise reach the stages' own tasks
+            # (pg_restore's stderr reader), whose task group would then cancel the commit
+            # and swallow that cancellation, so the restore "returned" having committed
+            # nothing.
             done.shield = True
             tracker.phase(Phase.COMMITTING)
             try:

@@ -12,7 +12,8 @@ for the tests that run on every version), ``s3_config`` (``s3.config()``), ``buc
 bucket), ``rich_template``/``source_db`` (a database worth backing up),
 ``storage_corpus``/``storage_dir``/``storage_bucket`` (storage sources), ``sample`` (a
 small database and folder, backed up once, for the restore and verify tests). ``env`` and
-``sources`` bundle them for tests that need many.
+``sources`` bundle them for tests that need many. ``payload``, ``s3_samples`` and
+``quick_retries`` serve the S3 fault and cancellation cases.
 
 Fixtures and hooks only: what tests import (helpers, the ``Env``/``Sources``/``Databases``
 types) lives in ``tests/support/``.
@@ -28,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
+import botocore.retries.standard
 import pytest
 
 from monetr_backup import S3Config
@@ -45,8 +47,9 @@ from support.env import Env, Sources
 from support.names import unique_name
 from support.processes import pg_dump_children
 from support.reliability import cases_of
+from support.s3_cases import Payload, S3Samples, make_payload, make_s3_samples
 from support.samples import Sample, make_sample
-from support.targets import new_bucket, write_files
+from support.targets import delete_bucket, new_bucket, write_files
 
 #: No test here takes more than a few seconds; a hang should fail, not stall the run.
 TEST_TIMEOUT = 120.0
@@ -174,9 +177,12 @@ def s3_config(s3: TemporarySeaweedS3) -> S3Config:
 
 
 @pytest.fixture
-def bucket(s3: TemporarySeaweedS3) -> str:
-    """A new, empty bucket for this test."""
-    return new_bucket(s3, "test")
+def bucket(s3: TemporarySeaweedS3) -> Iterator[str]:
+    """A new, empty bucket for this test, deleted (with what it holds) afterwards: the
+    session's server has room for only about 75 buckets holding data."""
+    name = new_bucket(s3, "test")
+    yield name
+    delete_bucket(s3, name)
 
 
 @pytest.fixture
@@ -253,3 +259,30 @@ def env(
 def sources(storage_corpus: dict[str, bytes], storage_dir: Path, storage_bucket: str) -> Sources:
     """The storage corpus and the directory and bucket sources that hold it, bundled."""
     return Sources(storage_corpus, storage_dir, storage_bucket)
+
+
+# --- S3 faults and cancellation --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def payload(s3: TemporarySeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Payload:
+    """Storage for a two-part archive, in a folder and a bucket (read-only for tests)."""
+    return make_payload(s3, tmp_path_factory.mktemp("payload"))
+
+
+@pytest.fixture(scope="session")
+def s3_samples(s3: TemporarySeaweedS3, pg: PostgresServer, sample: Sample) -> S3Samples:
+    """The sample backed up to S3 with every codec and dump format (read-only for tests)."""
+    return make_s3_samples(s3, pg, sample)
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's backoff between retries cut to 5 ms, for the persistent faults only.
+
+    The client still makes every attempt it would (six) against the same fault; only the
+    sleeps between them (0-31 s at random, 15.5 s on average) would make each case slow.
+    """
+    monkeypatch.setattr(
+        botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.005
+    )

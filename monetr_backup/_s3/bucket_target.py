@@ -52,6 +52,9 @@ class S3Target:
         self.outcome = Outcome()
         self._created: list[str] = []
         self._staged: list[tuple[str, str]] = []
+        # The key being written: if the write is interrupted (a cancellation while its
+        # PutObject or Complete is in flight), the server may have stored it anyway.
+        self._writing: str | None = None
 
     async def _exists(self, key: str) -> bool:
         try:
@@ -78,6 +81,7 @@ class S3Target:
         target = self.prefix + key
         if replacing:
             target += f".{secrets.token_hex(6)}.monetr-restore"
+        self._writing = target
         try:
             async with open_s3_upload(
                 self.client,
@@ -93,7 +97,11 @@ class S3Target:
                     await upload.write(chunk)
                 await upload.commit()
         except ArchiveWriteError as exc:
+            # A definite failure: nothing of ours is there (the upload checks a failed
+            # final write against the key), and what is there may be another writer's.
+            self._writing = None
             raise StorageTargetError(f"restoring object {key!r} failed: {exc}") from exc
+        self._writing = None
         if replacing:
             self._staged.append((key, target))
         else:
@@ -127,9 +135,11 @@ class S3Target:
 
     async def abort(self) -> None:
         """Delete what this restore wrote: new keys and staging copies, never originals."""
+        writing = [self._writing] if self._writing is not None else []
         with anyio.CancelScope(shield=True):
-            await self._delete([self.prefix + key for key in self._created])
+            await self._delete([self.prefix + key for key in self._created] + writing)
             await self._delete([staging for _, staging in self._staged])
+        self._writing = None
         for key in self._created:
             self.outcome.written.remove(key)
         self._created.clear()

@@ -91,6 +91,20 @@ def _confirm(checksum: dict[str, str], response: Mapping[str, object], what: str
         )
 
 
+def _multipart_etag(parts: list[CompletedPartTypeDef]) -> str | None:
+    """The ETag S3 gives an object completed from ``parts``, if theirs are MD5s."""
+    digests = []
+    for part in parts:
+        etag = part["ETag"].strip('"')
+        if len(etag) != 32:
+            return None
+        try:
+            digests.append(bytes.fromhex(etag))
+        except ValueError:
+            return None
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(parts)}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Part:
     number: int
@@ -326,7 +340,11 @@ class S3Upload:
         return b"".join(pieces)
 
     async def commit(self) -> None:
-        """Upload what is left and make the object visible at its key."""
+        """Upload what is left and make the object visible at its key.
+
+        If the final request fails but the object at the key is the one it wrote (its
+        answer was lost, and the retry failed against it), the commit succeeded.
+        """
         if self._state != "open":
             raise ArchiveWriteError(f"{self.url}: commit after {self._state}")
         self._state = "committing"
@@ -339,20 +357,25 @@ class S3Upload:
                 self._send.close()
                 data = self._take(self._pending_size)
                 checksum = await _checksum(self._checksum, data)
-                response = await self._client.put_object(
-                    Bucket=self.bucket,
-                    Key=self.key,
-                    Body=data,
-                    **checksum,  # type: ignore[arg-type]
-                    **condition,  # type: ignore[arg-type]
-                )
                 try:
-                    _confirm(checksum, response, f"writing {self.url}")
-                except ArchiveWriteError:
-                    # Already visible, possibly unchecked: take it back.
-                    with anyio.CancelScope(shield=True):
-                        await self._client.delete_object(Bucket=self.bucket, Key=self.key)
-                    raise
+                    response = await self._client.put_object(
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        Body=data,
+                        **checksum,  # type: ignore[arg-type]
+                        **condition,  # type: ignore[arg-type]
+                    )
+                except S3_ERRORS:
+                    if not await self._landed(hashlib.md5(data).hexdigest(), len(data)):
+                        raise
+                else:
+                    try:
+                        _confirm(checksum, response, f"writing {self.url}")
+                    except ArchiveWriteError:
+                        # Already visible, possibly unchecked: take it back.
+                        with anyio.CancelScope(shield=True):
+                            await self._client.delete_object(Bucket=self.bucket, Key=self.key)
+                        raise
                 if self._on_stored is not None:
                     self._on_stored(len(data))
             else:
@@ -361,13 +384,17 @@ class S3Upload:
                 self._send.close()
                 await self._workers_done.wait()
                 parts = [self._completed[number] for number in sorted(self._completed)]
-                await self._client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=self.key,
-                    UploadId=self._upload_id,
-                    MultipartUpload={"Parts": parts},
-                    **condition,  # type: ignore[arg-type]
-                )
+                try:
+                    await self._client.complete_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        UploadId=self._upload_id,
+                        MultipartUpload={"Parts": parts},
+                        **condition,  # type: ignore[arg-type]
+                    )
+                except S3_ERRORS:
+                    if not await self._landed(_multipart_etag(parts), self.bytes_written):
+                        raise
         except S3_ERRORS as exc:
             if is_precondition_failed(exc):
                 raise ArchiveWriteError(f"{self.url} appeared while the backup ran") from exc
@@ -375,6 +402,26 @@ class S3Upload:
                 f"completing the upload to {self.url} failed: {describe_error(exc)}"
             ) from exc
         self._state = "committed"
+
+    async def _landed(self, etag: str | None, size: int) -> bool:
+        """Whether the object now at the key is the one this commit wrote.
+
+        The final request can succeed and its answer be lost; botocore's retry then meets
+        our own object (412 from If-None-Match, or NoSuchUpload once the upload is
+        complete). Raising then would tell the caller "failed" about an archive that is
+        visible. The object is ours if its ETag is that of our bytes (MD5, or for a
+        multipart upload the MD5 of the parts' MD5s) and its size is ours; a server whose
+        ETags are not MD5s (SSE-KMS) never matches, and the error stands.
+        """
+        if etag is None:
+            return False
+        with anyio.CancelScope(shield=True), anyio.move_on_after(ABORT_TIMEOUT):
+            try:
+                head = await self._client.head_object(Bucket=self.bucket, Key=self.key)
+            except S3_ERRORS:
+                return False
+            return head.get("ETag", "").strip('"') == etag and head.get("ContentLength") == size
+        return False
 
     async def abort(self) -> None:
         """Give the upload up: nothing will be committed. Idempotent.

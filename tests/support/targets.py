@@ -117,6 +117,21 @@ def new_bucket(s3: TemporarySeaweedS3, prefix: str = "restore") -> str:
     return name
 
 
+def delete_bucket(s3: TemporarySeaweedS3, bucket: str) -> None:
+    """Empty ``bucket`` (objects and unfinished uploads) and delete it.
+
+    SeaweedFS gives every bucket volumes of its own and ``weed mini`` has room for
+    about 75 of them: a bucket that holds data keeps its volumes until it is deleted.
+    """
+    client = s3.client()
+    for upload in multipart_uploads(client, bucket):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for listed in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=listed["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+
 def bucket_objects(s3: TemporarySeaweedS3, bucket: str) -> dict[str, bytes]:
     """Every object in ``bucket`` (key -> content)."""
     client = s3.client()
