@@ -101,7 +101,11 @@ class BackupCase:
             database=self.pg.config(self.sample.database),
             storage=storage_of(self.payload, self.source, s3),
             options=mb.BackupOptions(
-                codec=self.codec, dump_format=self.dump_format, progress_interval=0
+                codec=self.codec,
+                dump_format=self.dump_format,
+                progress_interval=0,
+                # The payload's objects are not the sample rows' files: take them all.
+                storage_mode=mb.StorageMode.ALL,
             ),
             progress=progress,
         )

@@ -61,7 +61,11 @@ class Backup:
             database=self.pg.config(self.sample.database),
             storage=storage_of(self.payload, self.source, source) if self.with_storage else None,
             options=mb.BackupOptions(
-                codec=self.codec, dump_format=self.dump_format, replace_archive=replace
+                codec=self.codec,
+                dump_format=self.dump_format,
+                replace_archive=replace,
+                # The payload's objects are not the sample rows' files: take them all.
+                storage_mode=mb.StorageMode.ALL,
             ),
         )
 

@@ -136,7 +136,9 @@ def make_s3_samples(s3: TemporarySeaweedS3, pg: PostgresServer, sample: Sample) 
                     ),
                     database=pg.config(sample.database),
                     storage=mb.DirectoryStorage(path=sample.storage),
-                    options=mb.BackupOptions(codec=codec, dump_format=dump_format),
+                    options=mb.BackupOptions(
+                        codec=codec, dump_format=dump_format, storage_mode=mb.StorageMode.ALL
+                    ),
                 )
             )
     return S3Samples(bucket, sample)
