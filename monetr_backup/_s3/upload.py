@@ -383,6 +383,13 @@ class S3Upload:
                     await self._enqueue(self._take(self._pending_size))
                 self._send.close()
                 await self._workers_done.wait()
+                if len(self._completed) != self._next_number - 1:
+                    # A worker that died without its error reaching us (a cancellation a
+                    # task group swallowed) must not make a truncated archive visible.
+                    raise ArchiveWriteError(
+                        f"{self.url}: {self._next_number - 1 - len(self._completed)} part(s) "
+                        "were not uploaded; the upload is not completed"
+                    )
                 parts = [self._completed[number] for number in sorted(self._completed)]
                 try:
                     await self._client.complete_multipart_upload(
