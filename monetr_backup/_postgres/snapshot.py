@@ -72,14 +72,11 @@ class Snapshot:
     async def live_files(self) -> list[FileRow] | None:
         """The live ``files`` rows, or ``None`` if this is not a monetr database."""
         try:
-            if not await self._connection.fetchval(_FILES_TABLE_SQL):
-                return None
-            rows = await self._connection.fetch(_LIVE_FILES_SQL)
+            return await _live_files(self._connection)
         except _PG_ERRORS as exc:
             raise DatabaseConnectionError(
                 f"reading the files rows failed: {type(exc).__name__}: {exc}"
             ) from exc
-        return [FileRow(row[0], row[1], row[2], int(row[3] or 0)) for row in rows]
 
     async def monetr_facts(self) -> MonetrFacts:
         """The schema version and the KMS keys of the ``secrets`` rows, where present."""
@@ -137,7 +134,11 @@ async def open_snapshot(config: PostgresConfig) -> AsyncIterator[Snapshot]:
 async def live_files(config: PostgresConfig) -> list[FileRow] | None:
     """The live ``files`` rows of ``config.database`` now (``None``: not a monetr database)."""
     async with _session(config, config.database) as connection:
-        if not await connection.fetchval(_FILES_TABLE_SQL):
-            return None
-        rows = await connection.fetch(_LIVE_FILES_SQL)
+        return await _live_files(connection)
+
+
+async def _live_files(connection: asyncpg.Connection) -> list[FileRow] | None:
+    if not await connection.fetchval(_FILES_TABLE_SQL):
+        return None
+    rows = await connection.fetch(_LIVE_FILES_SQL)
     return [FileRow(row[0], row[1], row[2], int(row[3] or 0)) for row in rows]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from monetr_backup import StorageSourceError
-from monetr_backup.stages import Member, encode_tar
+from monetr_backup import Codec, Header, Manifest, StorageSourceError
+from monetr_backup.stages import Member, SkippedObject, archive_members, encode_tar
 
 from support.chunks import each, pieces, sample_data
 from support.processes import run
@@ -79,3 +80,26 @@ async def test_encode_tar_refuses_a_member_of_the_wrong_size(declared: int, actu
     with pytest.raises(StorageSourceError, match="top/changed-while-read"):
         async for _ in encode_tar(members()):
             pass
+
+
+@pytest.mark.anyio
+async def test_the_manifest_names_at_most_1000_skipped_objects() -> None:
+    """However many objects a source skipped, the manifest lists the first 1,000 and counts
+    them all, so its size stays within what a reader allows (no manifest bomb of our own)."""
+    header = Header(
+        created_at=datetime.now(UTC),
+        library_version="test",
+        top_folder="t",
+        database=None,
+        dump_format=None,
+        dump_part_size=1,
+        storage="custom",
+        codec=Codec.NONE,
+    )
+    skipped = [SkippedObject(key=f"k{i}", reason="deleted before it was read") for i in range(2500)]
+    manifests: list[Manifest] = []
+    async for member in archive_members(header, None, None, skipped, on_manifest=manifests.append):
+        async for _ in member.chunks:
+            pass
+    assert manifests[0].skipped_count == 2500
+    assert [item.key for item in manifests[0].skipped] == [f"k{i}" for i in range(1000)]
