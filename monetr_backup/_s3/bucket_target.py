@@ -8,6 +8,7 @@ copied over the original only once the restore commits.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 import anyio
@@ -21,6 +22,11 @@ from .errors import S3_ERRORS, describe_error, is_not_found
 from .upload import open_s3_upload
 
 __all__ = ["S3Target"]
+
+#: After an interrupted write, how many times (and how far apart, in seconds) abort looks
+#: for the object the server may still store.
+SETTLE_CHECKS = 4
+SETTLE_INTERVAL = 0.25
 
 
 class S3Target:
@@ -139,6 +145,14 @@ class S3Target:
         with anyio.CancelScope(shield=True):
             await self._delete([self.prefix + key for key in self._created] + writing)
             await self._delete([staging for _, staging in self._staged])
+            # The interrupted request may still be finishing on the server, after our
+            # DELETE: look again for a short while, and take back what lands.
+            for _ in range(SETTLE_CHECKS if writing else 0):
+                await anyio.sleep(SETTLE_INTERVAL)
+                # Best effort: this look must not replace the error being handled.
+                with contextlib.suppress(StorageTargetError):
+                    if await self._exists(writing[0]):
+                        await self._delete(writing)
         self._writing = None
         for key in self._created:
             self.outcome.written.remove(key)
