@@ -26,6 +26,9 @@ READ_SIZE = MIB
 #: The bytes that tell the codec: zstd's magic number is the longest.
 HEAD_SIZE = 4
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Compressed bytes inflated per call: small enough that the input a call leaves over
+#: (which zlib's API hands back as a copy) stays small.
+_GZIP_INPUT_SIZE = 128 * 1024
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
@@ -55,7 +58,7 @@ class _GzipMember(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._inflate.eof:
-            data = self._tail or self._source.read(READ_SIZE)
+            data = self._tail or self._source.read(_GZIP_INPUT_SIZE)
             if not data:
                 raise EOFError("the gzip stream ends before its end-of-stream marker")
             out = self._inflate.decompress(data, len(buffer))
