@@ -11,10 +11,13 @@ from .._protocols import ArchiveSink
 
 __all__ = ["OFFLOAD_BYTES", "HashingSink", "hashed"]
 
-#: Chunks at least this long are hashed in a worker thread (hashlib releases the GIL);
-#: shorter ones on the event loop. Measured here (SHA-NI, ~1.8 GB/s): a 256 KiB chunk
-#: takes ~140 us to hash, about what the thread hop costs; a compressed chunk is ~300 KB.
-OFFLOAD_BYTES = 256 * 1024
+#: Chunks at least this long are hashed in a worker thread (hashlib releases the GIL),
+#: shorter ones on the event loop. Measured here (SHA-NI, ~1.56 GB/s; benchmarks/
+#: cpu_costs.py: 0.18 s of one core per GB of dump with the default codec): a compressed
+#: chunk (~300 KB: 1 MiB batches, 3.5x) takes ~0.3 ms inline, while the thread hop made
+#: a GiB of such chunks ~35% slower (1.47 s against 1.09 s); from 1 MiB on (Codec.NONE's
+#: large pieces) a thread costs no more and keeps the loop free for the upload's tasks.
+OFFLOAD_BYTES = 1024 * 1024
 
 
 class HashingSink:

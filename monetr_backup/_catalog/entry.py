@@ -116,15 +116,17 @@ class CatalogEntry(_Doc):
     summary: EntrySummary
 
 
-def recipient_fingerprint(recipient: str) -> str:
+def recipient_fingerprint(recipient: object) -> str:
     """``SHA256:<base64>`` naming a recipient without spelling it out.
 
     An SSH public key (``ssh-ed25519 AAAA... comment``) gets OpenSSH's own fingerprint,
     the one ``ssh-keygen -lf`` prints, so an operator can match it to a key file; any
-    other recipient (an age ``age1...`` key) the SHA-256 of its text.
+    other recipient (an age ``age1...`` key) the SHA-256 of its text. A recipient that
+    is not a string is taken by its ``str()`` (the encryption work decides what it passes).
     """
-    words = recipient.split()
-    digest_of: bytes = recipient.strip().encode()
+    text = str(recipient).strip()
+    words = text.split()
+    digest_of: bytes = text.encode()
     if len(words) >= 2 and words[0].startswith(("ssh-", "ecdsa-", "sk-")):
         with contextlib.suppress(binascii.Error):
             digest_of = base64.b64decode(words[1], validate=True)
@@ -166,7 +168,7 @@ def build_entry(
     header: Header,
     manifest: Manifest,
     dump: DumpSource | None,
-    recipients: Iterable[str] = (),
+    recipients: Iterable[object] = (),
 ) -> CatalogEntry:
     """The entry of a committed archive; with ``recipients``, one safe to show for it.
 

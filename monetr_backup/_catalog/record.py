@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,7 @@ async def record_backup(
     header: Header,
     manifest: Manifest,
     dump: DumpSource | None,
-    recipients: tuple[str, ...] | list[str] = (),
+    recipients: Iterable[object] = (),
     s3_client: S3Client | None = None,
 ) -> EntryWrite | None:
     """Write the entry of the archive ``sink`` just committed; never raise.

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 import monetr_backup as mb
+from monetr_backup._catalog.digest import OFFLOAD_BYTES, HashingSink
 from monetr_backup._catalog.entry import ENTRY_SUFFIX, build_entry, recipient_fingerprint
+from monetr_backup._local.file_sink import open_file_sink
 from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
 from support.fault_proxy import Rule, fault_proxy, object_path
@@ -240,3 +242,18 @@ def test_ssh_recipients_fingerprint_as_ssh_keygen_does(tmp_path: Path) -> None:
     ).stdout.split()[1]
     assert recipient_fingerprint(public) == printed
     assert recipient_fingerprint("age1abc") != recipient_fingerprint("age1abd")
+
+
+async def test_the_hashing_sink_hashes_exactly_what_the_file_holds(tmp_path: Path) -> None:
+    """Chunks on both sides of the thread threshold, empty ones included, in order."""
+    sizes = [0, 1, OFFLOAD_BYTES - 1, OFFLOAD_BYTES, 3 * OFFLOAD_BYTES + 7, 5]
+    chunks = [bytes([n % 251]) * size for n, size in enumerate(sizes)]
+    path = tmp_path / "a.tar"
+    async with open_file_sink(path) as file_sink:
+        sink = HashingSink(file_sink)
+        for chunk in chunks:
+            await sink.write(chunk)
+        await sink.commit()
+    stored = path.read_bytes()
+    assert sink.size == len(stored) == sum(sizes)
+    assert sink.hexdigest() == hashlib.sha256(stored).hexdigest()
