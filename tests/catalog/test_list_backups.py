@@ -79,16 +79,22 @@ async def test_a_directory_that_cannot_be_listed_is_a_catalog_error(tmp_path: Pa
 
 @pytest.mark.reliability(
     "fault",
-    "list_backups whose S3 LIST is answered 500 every time",
+    "list_backups whose S3 LIST is answered 500, has its connection reset, or has its "
+    "answer cut after 60 bytes of body, every time",
     "CatalogError naming the listing; no partial listing returned",
+)
+@pytest.mark.parametrize(
+    "action",
+    [{"status": 500}, {"reset": True}, {"cut_after": 60}],
+    ids=["500", "reset", "cut"],
 )
 @pytest.mark.usefixtures("quick_retries")
 async def test_an_s3_listing_that_fails_is_a_catalog_error(
-    s3: TemporarySeaweedS3, bucket: str
+    action: dict[str, object], s3: TemporarySeaweedS3, bucket: str
 ) -> None:
     folder = s3_folder(s3, bucket)
     folder.add(START)
-    rule = Rule(method="GET", query="list-type", status=500, times=None)
+    rule = Rule(method="GET", query="list-type", times=None, **action)  # type: ignore[arg-type]
     async with fault_proxy(s3.ports["s3"], rule) as proxy:
         location = folder.location.model_copy(
             update={"s3": s3.config(endpoint_url=proxy.endpoint_url)}
