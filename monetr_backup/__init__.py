@@ -19,7 +19,7 @@ and back)::
     _format/      the archive: layout, documents, members, tar write/read, codecs, checks
     _postgres/    client programs, preflight, snapshot, pg_dump source, pg_restore target
     _s3/          client and its errors, upload sink, download, bucket source and target
-    _local/       file sink and reader, directory source and target, safe paths
+    _local/       file sink and reader, directory source and target, instance files, safe paths
     _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
     _config.py  _locations.py  _errors.py  _progress.py  _units.py  _public.py
     testing/      throwaway servers and seed data for tests, examples and benchmarks
@@ -61,6 +61,7 @@ from ._errors import (
     CorruptArchiveError,
     DatabaseConnectionError,
     DatabaseError,
+    InstanceFileError,
     PgDumpError,
     PgRestoreError,
     StorageError,
@@ -70,7 +71,7 @@ from ._errors import (
     UnsafeMemberError,
 )
 from ._format.documents import Header, Manifest
-from ._locations import DirectoryStorage, FileArchive, S3Archive, S3Storage
+from ._locations import DirectoryStorage, FileArchive, InstanceFiles, S3Archive, S3Storage
 from ._monetr import MonetrInstance
 from ._progress import Phase, Progress, ProgressCallback
 from ._public import publish
@@ -88,6 +89,7 @@ __all__ = [  # noqa: RUF022
     # Where things are
     "DirectoryStorage",
     "FileArchive",
+    "InstanceFiles",
     "S3Archive",
     "S3Storage",
     # Settings
@@ -135,6 +137,7 @@ __all__ = [  # noqa: RUF022
     "StorageError",
     "StorageSourceError",
     "StorageTargetError",
+    "InstanceFileError",
     "ArchiveLocationError",
     "ArchiveReadError",
     "ArchiveWriteError",
