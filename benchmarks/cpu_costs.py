@@ -78,6 +78,8 @@ STAGES: list[tuple[str, str, Callable[[list[bytes]], int]]] = [
     ("upload", "CRC32, ISA-L (default upload checksum)", _crc(isal_zlib.crc32)),
     ("upload", "MD5 (Content-MD5)", _digest("md5")),
     ("upload", "SHA-256 (botocore payload signing, plain http)", _digest("sha256")),
+    # The same pass over the archive's bytes as stored, for its catalog entry.
+    ("upload", "SHA-256 of the archive (catalog entry)", _digest("sha256")),
 ]
 
 

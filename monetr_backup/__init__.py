@@ -14,6 +14,7 @@ and back)::
     _verify.py    reader, to the end, no target
     _open.py      a location (FileArchive, S3Storage, ...) -> the stage that serves it
     _protocols.py Member, StoredObject, DumpSource; ArchiveSink, StorageTarget, DatabaseTarget
+    _catalog/     an entry next to each archive; list_backups, retention rules, prune
     _file_set.py  the files rows of the dump's snapshot -> which objects to take, and why
     _format/      the archive: layout, documents, members, tar write/read, codecs, checks
     _postgres/    client programs, preflight, snapshot, pg_dump source, pg_restore target
@@ -25,6 +26,17 @@ and back)::
 """
 
 from ._backup import backup
+from ._catalog import (
+    BackupListing,
+    CatalogEntry,
+    FileArchives,
+    ListedBackup,
+    PruneResult,
+    RetentionPolicy,
+    S3Archives,
+    list_backups,
+    prune,
+)
 from ._config import (
     BackupOptions,
     Codec,
@@ -41,6 +53,7 @@ from ._errors import (
     ArchiveReadError,
     ArchiveWriteError,
     BackupError,
+    CatalogError,
     ChecksumError,
     ClientNotFoundError,
     ClientVersionError,
@@ -97,6 +110,16 @@ __all__ = [  # noqa: RUF022
     "Problem",
     "RestoreResult",
     "VerifyReport",
+    # The catalog: listing and pruning backups from their entries
+    "list_backups",
+    "prune",
+    "FileArchives",
+    "S3Archives",
+    "RetentionPolicy",
+    "BackupListing",
+    "CatalogEntry",
+    "ListedBackup",
+    "PruneResult",
     # Progress
     "Phase",
     "Progress",
@@ -118,6 +141,7 @@ __all__ = [  # noqa: RUF022
     "ArchiveLocationError",
     "ArchiveReadError",
     "ArchiveWriteError",
+    "CatalogError",
     "CorruptArchiveError",
     "ChecksumError",
     "UnsafeMemberError",

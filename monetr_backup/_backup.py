@@ -16,6 +16,8 @@ import anyio
 import anyio.lowlevel
 
 from . import _open
+from ._catalog.digest import hashed
+from ._catalog.record import record_backup
 from ._config import BackupOptions, PostgresConfig, StorageMode
 from ._errors import BackupError, single_errors
 from ._file_set import FileSetAccount
@@ -130,6 +132,7 @@ async def _backup(
                     archive, replace=options.replace_archive, tracker=tracker, s3_client=s3_client
                 )
             )
+            sink = hashed(archive, sink)  # the catalog entry records the SHA-256 stored
             # pg_dump and our queries share one snapshot: the files rows in it decide
             # which storage objects belong with the dump.
             snapshot = account = facts = None
@@ -215,6 +218,17 @@ async def _backup(
                 with anyio.CancelScope(shield=True):
                     await sink.abort()
                 raise
+            # Committed: the catalog entry, which never raises (see _catalog/record.py). The
+            # recipients come from the encryption work (issue 11 item 1) once it is merged.
+            await record_backup(
+                archive,
+                sink,
+                header=header,
+                manifest=manifests[0],
+                dump=dump,
+                recipients=getattr(options, "recipients", ()),
+                s3_client=s3_client,
+            )
     tracker.phase(Phase.DONE)
     return manifests[0]
 

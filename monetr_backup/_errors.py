@@ -18,6 +18,7 @@ __all__ = [
     "ArchiveReadError",
     "ArchiveWriteError",
     "BackupError",
+    "CatalogError",
     "ChecksumError",
     "ClientNotFoundError",
     "ClientVersionError",
@@ -153,6 +154,16 @@ class ArchiveWriteError(ArchiveLocationError):
 
 class ArchiveReadError(ArchiveLocationError):
     """Reading the archive failed: it does not exist, cannot be read, or changed meanwhile."""
+
+
+class CatalogError(ArchiveLocationError):
+    """Listing the backups at a location failed or was incomplete, an entry could not be
+    read, or (prune) a delete failed.
+
+    :func:`prune` raises it before deleting anything when the listing is incomplete or
+    any entry cannot be read; a delete that fails stops it there, and the error's notes
+    name what was deleted before.
+    """
 
 
 # -- what the archive holds --------------------------------------------------------------

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 from pydantic import BaseModel, ConfigDict
 
 from . import _open
+from ._catalog.entry import CatalogEntry
+from ._catalog.lookup import entry_for
 from ._errors import CorruptArchiveError, single_errors
 from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
+from ._locations import FileArchive, S3Archive
 from ._s3.client import S3Client
 
 __all__ = ["InspectResult", "Problem", "VerifyReport", "inspect", "verify"]
@@ -90,11 +95,32 @@ async def verify(archive: _open.ArchiveInput, *, s3_client: S3Client | None = No
             )
 
 
+@overload
 async def inspect(
-    archive: _open.ArchiveInput, *, s3_client: S3Client | None = None
-) -> InspectResult:
-    """Return an archive's header and manifest (reads the archive to its end)."""
+    archive: _open.ArchiveInput,
+    *,
+    s3_client: S3Client | None = None,
+    use_catalog: Literal[False] = False,
+) -> InspectResult: ...
+@overload
+async def inspect(
+    archive: _open.ArchiveInput, *, s3_client: S3Client | None = None, use_catalog: bool
+) -> InspectResult | CatalogEntry: ...
+async def inspect(
+    archive: _open.ArchiveInput, *, s3_client: S3Client | None = None, use_catalog: bool = False
+) -> InspectResult | CatalogEntry:
+    """Return an archive's header and manifest (reads the archive to its end).
+
+    With ``use_catalog``, the archive's :class:`CatalogEntry` instead, when one is next
+    to it, readable, and records the archive's present size: one small read instead of
+    the whole archive. Without such an entry the archive is read as without the flag.
+    """
     _open.check_archive(archive, writing=False)
+    if use_catalog and isinstance(archive, FileArchive | S3Archive):
+        with single_errors():
+            entry = await entry_for(archive, s3_client)
+        if entry is not None:
+            return entry
     with single_errors():
         async with _open.archive_reader(archive, s3_client, strict=False) as reader:
             manifest = await _read_through(reader)

@@ -24,6 +24,7 @@ from monetr_backup import (
     StorageMode,
     backup,
 )
+from monetr_backup._catalog.entry import ENTRY_SUFFIX
 
 from support.archives import check_archive_file
 from support.corpus import UNSAFE_S3_KEYS
@@ -101,17 +102,21 @@ async def test_backup_restores_with_standard_tools(
         progress=snapshots.append,
     )
 
-    # The archive is where it should be, complete, and nothing else was left behind.
+    # The archive is where it should be, complete, and nothing else was left behind but
+    # its catalog entry (tests/catalog/ checks what the entry holds).
     archive = env.tmp_path / f"downloaded{SUFFIX[codec]}"
     if isinstance(destination, S3Archive):
-        assert object_keys(client, bucket) == [key]
+        assert object_keys(client, bucket) == [key, key + ENTRY_SUFFIX]
         assert multipart_uploads(client, bucket) == []
         head = client.head_object(Bucket=bucket, Key=key, PartNumber=1)
         assert head["PartsCount"] >= 2
         assert head["ContentLength"] == MIN_PART
         write_bytes(archive, client.get_object(Bucket=bucket, Key=key)["Body"].read())
     else:
-        assert names_in(env.output_dir) == [destination.path.name]
+        assert names_in(env.output_dir) == [
+            destination.path.name,
+            destination.path.name + ENTRY_SUFFIX,
+        ]
         assert file_mode(destination.path) == 0o600
         archive = destination.path
     extracted = check_archive_file(archive, codec, env.tmp_path / "extracted")

@@ -36,12 +36,20 @@ from monetr_backup import (
     StorageSourceError,
     backup,
 )
+from monetr_backup._catalog.entry import ENTRY_SUFFIX
 
 from support.env import Env, Sources
 from support.processes import kill_pg_dump, pg_dump_children, process_cmdline
 from support.secrets import WRONG_PASSWORD, full_text
 from support.sizes import DUMP_PART_SIZE, MIB, MIN_PART
-from support.targets import assert_nothing_at, multipart_uploads, names_in, read_bytes, write_bytes
+from support.targets import (
+    assert_nothing_at,
+    multipart_uploads,
+    names_in,
+    object_keys,
+    read_bytes,
+    write_bytes,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -102,13 +110,16 @@ class Target:
         else:
             write_bytes(self.path, data)
 
-    def assert_only(self, data: bytes) -> None:
-        """The destination holds ``data`` at the target, and nothing else at all."""
+    def assert_only(self, data: bytes, *, entry: bool = False) -> None:
+        """The destination holds ``data`` at the target, and nothing else at all but,
+        with ``entry`` (``data`` is a committed backup's), the catalog entry next to it."""
         assert self.existing() == data
         if self.kind == "s3":
             assert multipart_uploads(self.client, self.bucket) == []
+            assert object_keys(self.client, self.bucket) == [KEY] + [KEY + ENTRY_SUFFIX] * entry
         else:
-            assert names_in(self.output_dir) == [self.path.name]
+            expected = [self.path.name] + [self.path.name + ENTRY_SUFFIX] * entry
+            assert names_in(self.output_dir) == expected
 
     def assert_empty(self) -> None:
         if self.kind == "s3":
@@ -362,7 +373,7 @@ async def test_overwrite_replaces_an_existing_archive(target: Target, sources: S
     )
 
     data = target.existing()
-    target.assert_only(data)
+    target.assert_only(data, entry=True)
     assert data[257:262] == b"ustar"
     assert manifest.object_count == 2
     assert manifest.top_folder.encode() in data
@@ -469,7 +480,7 @@ async def test_cancel_at_each_phase(
     assert scope.cancelled_caught is not committed
     if committed:
         assert len(result) == 1
-        target.assert_only(target.existing())
+        target.assert_only(target.existing(), entry=True)
         assert target.existing()[257:262] == b"ustar"
     else:
         assert result == []
