@@ -24,6 +24,8 @@ and back)::
     testing/      throwaway servers and seed data for tests, examples and benchmarks
 """
 
+import logging
+
 from ._backup import backup
 from ._config import (
     BackupOptions,
@@ -122,3 +124,7 @@ __all__ = [  # noqa: RUF022
 ]
 
 publish(globals(), __all__)
+
+# A library adds only a NullHandler to its logger: where records go is the application's
+# choice (https://docs.python.org/3/howto/logging.html#configuring-logging-for-a-library).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -27,6 +27,7 @@ from ._postgres.server import probe_server
 from ._postgres.snapshot import Snapshot, open_snapshot
 from ._progress import Phase, ProgressCallback, ProgressTracker
 from ._protocols import DumpSource
+from ._reports import warn_backup
 from ._s3.client import S3Client
 from ._version import __version__
 
@@ -64,15 +65,19 @@ async def backup(
     if database is None and storage is None:
         raise ValueError("nothing to back up: give a database, a storage source, or both")
     options = options or BackupOptions()
-    with single_errors():
-        return await _backup(
+    tracker = ProgressTracker(progress, options.progress_interval, operation="backup")
+    tracker.expect(dump=database is not None and options.estimate_size, objects=storage is not None)
+    with tracker.failures(), single_errors():
+        manifest = await _backup(
             archive,
             database=database,
             storage=storage,
             options=options,
-            progress=progress,
+            tracker=tracker,
             s3_client=s3_client,
         )
+    warn_backup(tracker, manifest)
+    return manifest
 
 
 async def _backup(
@@ -81,10 +86,9 @@ async def _backup(
     database: PostgresConfig | None,
     storage: _open.StorageInput | None,
     options: BackupOptions,
-    progress: ProgressCallback | None,
+    tracker: ProgressTracker,
     s3_client: S3Client | None,
 ) -> Manifest:
-    tracker = ProgressTracker(progress, options.progress_interval)
     tracker.phase(Phase.STARTING)
     created = datetime.now(UTC)
     skipped: list[SkippedObject] = []
@@ -119,6 +123,10 @@ async def _backup(
                 keys = None
                 if account is not None and account.mode is StorageMode.REFERENCED:
                     keys = account.keys()
+                    # The rows' sizes: the storage totals known before any object is read.
+                    tracker.update(
+                        objects_total=len(keys), object_bytes_total=sum(s for _, s in keys)
+                    )
                 objects = await stack.enter_async_context(
                     _open.storage_source(storage, skipped, s3_client, keys)
                 )

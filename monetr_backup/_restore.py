@@ -25,6 +25,7 @@ from ._postgres.pg_restore import PgRestore, open_pg_restore
 from ._postgres.snapshot import live_files
 from ._progress import Phase, ProgressCallback, ProgressTracker
 from ._protocols import DatabaseTarget, StorageTarget
+from ._reports import warn_restore
 from ._s3.client import S3Client
 
 __all__ = ["RestoreResult", "restore"]
@@ -80,15 +81,18 @@ async def restore(
     if database is not None and not isinstance(database, PostgresConfig):
         raise TypeError(f"database must be PostgresConfig, not {type(database).__name__}")
     options = options or RestoreOptions()
-    with single_errors():
-        return await _restore(
+    tracker = ProgressTracker(progress, options.progress_interval, operation="restore")
+    with tracker.failures(), single_errors():
+        result = await _restore(
             archive,
             database=database,
             storage=storage,
             options=options,
-            progress=progress,
+            tracker=tracker,
             s3_client=s3_client,
         )
+    warn_restore(tracker, result)
+    return result
 
 
 async def _restore(
@@ -97,15 +101,16 @@ async def _restore(
     database: PostgresConfig | None,
     storage: _open.StorageOutput | None,
     options: RestoreOptions,
-    progress: ProgressCallback | None,
+    tracker: ProgressTracker,
     s3_client: S3Client | None,
 ) -> RestoreResult:
-    tracker = ProgressTracker(progress, options.progress_interval)
     tracker.phase(Phase.STARTING)
     # Unshielded until the point of no return, then shielded to the end.
     with anyio.CancelScope() as done:
         async with AsyncExitStack() as stack:
-            reader = await stack.enter_async_context(_open.archive_reader(archive, s3_client))
+            reader = await stack.enter_async_context(
+                _open.archive_reader(archive, s3_client, tracker=tracker)
+            )
             header = await reader.read_header()
             db: PgRestore | None = None
             if database is not None:

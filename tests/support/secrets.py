@@ -74,6 +74,8 @@ class _Records:
         self.secret_values = secret_values
         self.count = 0
         self.loggers: set[str] = set()
+        #: (logger name, level name) of every record checked.
+        self.levels: set[tuple[str, str]] = set()
         self.leaks: list[str] = []
         self._format = logging.Formatter()
         self._factory = logging.getLogRecordFactory()
@@ -96,11 +98,15 @@ class _Records:
     def check(self, record: logging.LogRecord) -> None:
         self.count += 1
         self.loggers.add(record.name)
+        self.levels.add((record.name, record.levelname))
         try:
             message = record.getMessage()
         except Exception:  # a record whose arguments do not fit its message
             message = str(record.msg)
         texts = [message, str(record.msg), repr(record.args), record.stack_info or ""]
+        # Whatever a formatter might print: the extras (this library's sizes, phase, the
+        # error's type and message) are attributes of the record.
+        texts += [str(value) for value in record.__dict__.values()]
         if record.exc_info:
             texts.append(self._format.formatException(record.exc_info))
         for secret in self.secret_values:
@@ -141,6 +147,11 @@ class SecretWatch:
     def records(self) -> int:
         """How many log records were checked."""
         return self._records.count
+
+    @property
+    def levels(self) -> set[tuple[str, str]]:
+        """(logger name, level name) of the records checked."""
+        return self._records.levels
 
     @property
     def loggers(self) -> set[str]:
