@@ -22,6 +22,7 @@ from ._format.documents import Header, Manifest, MonetrFacts, SkippedObject
 from ._format.members import archive_members
 from ._format.tar_write import encode_tar
 from ._locations import DirectoryStorage, S3Storage
+from ._postgres.lock import backup_lock
 from ._postgres.pg_dump import dump_client, open_pg_dump
 from ._postgres.server import probe_server
 from ._postgres.snapshot import Snapshot, open_snapshot
@@ -105,6 +106,10 @@ async def _backup(
     # Unshielded until the point of no return, then shielded to the end.
     with anyio.CancelScope() as done:
         async with AsyncExitStack() as stack:
+            if database is not None:
+                # One backup or restore of a database at a time: an overlapping run stops
+                # here, before the archive is opened. Held until everything has closed.
+                await stack.enter_async_context(backup_lock(database))
             sink = await stack.enter_async_context(
                 _open.archive_sink(
                     archive, replace=options.replace_archive, tracker=tracker, s3_client=s3_client

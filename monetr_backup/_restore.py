@@ -21,6 +21,7 @@ from ._errors import BackupError, PgRestoreError, single_errors
 from ._file_set import object_key
 from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
+from ._postgres.lock import restore_lock
 from ._postgres.pg_restore import PgRestore, open_pg_restore
 from ._postgres.snapshot import live_files
 from ._progress import Phase, ProgressCallback, ProgressTracker
@@ -115,6 +116,10 @@ async def _restore(
             db: PgRestore | None = None
             if database is not None:
                 dump_format = _restorable(header, options)
+                if not options.dry_run:
+                    # One backup or restore of a database at a time; taken before the
+                    # target is checked or created, held until the restore has closed.
+                    await stack.enter_async_context(restore_lock(database))
                 db = await stack.enter_async_context(
                     open_pg_restore(
                         database,
