@@ -25,6 +25,7 @@ from ._s3.bucket_source import open_s3_objects
 from ._s3.bucket_target import S3Target
 from ._s3.client import S3Client, client_for
 from ._s3.download import s3_bytes
+from ._s3.object_settings import put_args
 from ._s3.upload import open_s3_upload
 
 __all__ = [
@@ -94,6 +95,7 @@ async def archive_sink(
                     overwrite=replace,
                     checksum=archive.checksum,
                     on_stored=lambda size: tracker.add(archive_bytes_stored=size),
+                    object_args=put_args(archive),
                 )
             )
         else:
