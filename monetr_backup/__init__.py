@@ -16,11 +16,13 @@ and back)::
     _protocols.py Member, StoredObject, DumpSource; ArchiveSink, StorageTarget, DatabaseTarget
     _file_set.py  the files rows of the dump's snapshot -> which objects to take, and why
     _format/      the archive: layout, documents, members, tar write/read, codecs, checks
-    _postgres/    client programs, preflight, snapshot, pg_dump source, pg_restore target
-    _s3/          client and its errors, upload sink, download, bucket source and target
+    _postgres/    client programs, preflight, snapshot, advisory lock, pg_dump source, pg_restore
+    _s3/          client, errors, object settings, upload sink, download, bucket source/target
     _local/       file sink and reader, directory source and target, safe paths
     _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
-    _config.py  _locations.py  _errors.py  _progress.py  _units.py  _public.py
+    _progress.py  Progress snapshots, rate and ETA, and the operations' log records
+    _reports.py   a result's skipped/missing/conflicting objects -> WARNING records
+    _config.py  _locations.py  _errors.py  _units.py  _public.py
     testing/      throwaway servers and seed data for tests, examples and benchmarks
 """
 
