@@ -80,13 +80,24 @@ class _Records:
         self._format = logging.Formatter()
         self._factory = logging.getLogRecordFactory()
         self._enabled = logging.Logger.isEnabledFor
+        self._make_record = logging.Logger.makeRecord
 
     def __enter__(self) -> None:
         logging.setLogRecordFactory(self._make)
         # Every logger makes every record, whatever level it or the root logger was given.
         logging.Logger.isEnabledFor = _always  # type: ignore[method-assign]
+        make_record = self._make_record
+
+        def with_extras(logger: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(logger, *args, **kwargs)
+            self.check_extras(record)
+            return record
+
+        # ``extra=`` is set on the record after the factory made it: checked here.
+        logging.Logger.makeRecord = with_extras  # type: ignore[method-assign,assignment]
 
     def __exit__(self, *exc_info: object) -> None:
+        logging.Logger.makeRecord = self._make_record  # type: ignore[method-assign]
         logging.Logger.isEnabledFor = self._enabled  # type: ignore[method-assign]
         logging.setLogRecordFactory(self._factory)
 
@@ -104,14 +115,19 @@ class _Records:
         except Exception:  # a record whose arguments do not fit its message
             message = str(record.msg)
         texts = [message, str(record.msg), repr(record.args), record.stack_info or ""]
-        # Whatever a formatter might print: the extras (this library's sizes, phase, the
-        # error's type and message) are attributes of the record.
-        texts += [str(value) for value in record.__dict__.values()]
         if record.exc_info:
             texts.append(self._format.formatException(record.exc_info))
         for secret in self.secret_values:
             if any(secret in text for text in texts):
                 self.leaks.append(f"log record of {record.name!r} at {record.levelname}")
+
+    def check_extras(self, record: logging.LogRecord) -> None:
+        """Whatever a formatter might print beyond the message: the ``extra=`` values
+        (this library's phase, sizes, the error's type and message)."""
+        texts = [str(value) for value in vars(record).values()]
+        for secret in self.secret_values:
+            if any(secret in text for text in texts):
+                self.leaks.append(f"an attribute of a log record of {record.name!r}")
 
 
 def _always(self: logging.Logger, level: int) -> bool:
