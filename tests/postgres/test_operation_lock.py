@@ -218,21 +218,35 @@ async def test_the_lock_is_released_on_cancellation(
     assert not database_exists(env.pg, name)
 
 
+class FailingTarget(DirectoryTarget):
+    """A storage target whose first write fails: after the lock, the database created."""
+
+    async def write(self, item: StoredObject) -> None:
+        raise mb.StorageTargetError("the test's target refuses every object")
+
+
 @pytest.mark.reliability(
     "fault",
-    "a restore of an archive cut short, into a database it creates",
+    "a restore into a database it creates, failing in its storage target after the dump",
     "the typed error; the database dropped and the lock released",
 )
-async def test_the_lock_is_released_when_a_restore_fails(env: Env, sample: Sample) -> None:
+async def test_the_lock_is_released_when_a_restore_fails(
+    env: Env, sample: Sample, tmp_path: Path
+) -> None:
     name = new_database_name(env.databases)
-    data = sample.archives[mb.DumpFormat.CUSTOM].read_bytes()
-
-    async def cut() -> AsyncIterator[bytes]:
-        yield data[: len(data) // 2]
-
-    with pytest.raises(mb.CorruptArchiveError):
+    with pytest.raises(mb.StorageTargetError):
         await mb.restore(
-            cut(), database=env.pg.config(name), options=mb.RestoreOptions(create_database=True)
+            mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM]),
+            database=env.pg.config(name),
+            storage=FailingTarget(tmp_path / "files", mb.Overwrite.NEVER),
+            options=mb.RestoreOptions(create_database=True),
         )
     assert our_locks(env.pg, name) == 0
     assert not database_exists(env.pg, name)
+    # The next restore into that name takes the lock and creates the database.
+    result = await mb.restore(
+        mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM]),
+        database=env.pg.config(name),
+        options=mb.RestoreOptions(create_database=True),
+    )
+    assert result.database_created
