@@ -18,7 +18,7 @@ and back)::
     _format/      the archive: layout, documents, members, tar write/read, codecs, checks
     _postgres/    client programs, preflight, snapshot, advisory lock, pg_dump source, pg_restore
     _s3/          client, errors, object settings, upload sink, download, bucket source/target
-    _local/       file sink and reader, directory source and target, safe paths
+    _local/       file sink and reader, directory source and target, instance files, safe paths
     _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
     _progress.py  Progress snapshots, rate and ETA, and the operations' log records
     _reports.py   a result's skipped/missing/conflicting objects -> WARNING records
@@ -53,6 +53,7 @@ from ._errors import (
     CorruptArchiveError,
     DatabaseConnectionError,
     DatabaseError,
+    InstanceFileError,
     PgDumpError,
     PgRestoreError,
     StorageError,
@@ -62,7 +63,7 @@ from ._errors import (
     UnsafeMemberError,
 )
 from ._format.documents import Header, Manifest
-from ._locations import DirectoryStorage, FileArchive, S3Archive, S3Storage
+from ._locations import DirectoryStorage, FileArchive, InstanceFiles, S3Archive, S3Storage
 from ._monetr import MonetrInstance
 from ._progress import Phase, Progress, ProgressCallback
 from ._public import publish
@@ -80,6 +81,7 @@ __all__ = [  # noqa: RUF022
     # Where things are
     "DirectoryStorage",
     "FileArchive",
+    "InstanceFiles",
     "S3Archive",
     "S3Storage",
     # Settings
@@ -118,6 +120,7 @@ __all__ = [  # noqa: RUF022
     "StorageError",
     "StorageSourceError",
     "StorageTargetError",
+    "InstanceFileError",
     "ArchiveLocationError",
     "ArchiveReadError",
     "ArchiveWriteError",

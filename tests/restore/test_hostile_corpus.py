@@ -37,7 +37,7 @@ from monetr_backup.stages import open_s3_client
 from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
 from support.databases import Databases, database_exists, new_database_name, quote_ident
-from support.hostile import RECORD, Good, Variant, corpus, known_gaps, write
+from support.hostile import RECORD, Good, Variant, corpus, write
 from support.processes import child_processes
 from support.samples import RESTRICT_KEY, Sample
 from support.sizes import MIB
@@ -371,21 +371,3 @@ async def test_the_corpus_packs_good_archives_that_restore(
     )
     assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == sample.dump
     assert tree(tmp_path / "files") == sample.files
-
-
-@pytest.mark.parametrize(
-    "variant",
-    [
-        pytest.param(
-            variant,
-            id=variant.name,
-            marks=pytest.mark.xfail(strict=True, reason="known gap: accepted (see known_gaps())"),
-        )
-        for variant in known_gaps()
-    ],
-)
-async def test_known_gap(variant: Variant, good: Good, tmp_path: Path) -> None:
-    """A damaged archive that verify() still calls ok, kept as a reproducer: it should be
-    refused like the corpus's variants. (Its content is whole and matches the manifest.)"""
-    report = await mb.verify(mb.FileArchive(path=write(variant, good, tmp_path)))
-    assert {problem.kind for problem in report.problems} == {variant.error.__name__}
