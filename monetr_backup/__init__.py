@@ -17,13 +17,17 @@ and back)::
     _catalog/     an entry next to each archive; list_backups, retention rules, prune
     _file_set.py  the files rows of the dump's snapshot -> which objects to take, and why
     _format/      the archive: layout, documents, members, tar write/read, codecs, checks
-    _postgres/    client programs, preflight, snapshot, pg_dump source, pg_restore target
-    _s3/          client and its errors, upload sink, download, bucket source and target
+    _postgres/    client programs, preflight, snapshot, advisory lock, pg_dump source, pg_restore
+    _s3/          client, errors, object settings, upload sink, download, bucket source/target
     _local/       file sink and reader, directory source and target, instance files, safe paths
     _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
-    _config.py  _locations.py  _errors.py  _progress.py  _units.py  _public.py
+    _progress.py  Progress snapshots, rate and ETA, and the operations' log records
+    _reports.py   a result's skipped/missing/conflicting objects -> WARNING records
+    _config.py  _locations.py  _errors.py  _units.py  _public.py
     testing/      throwaway servers and seed data for tests, examples and benchmarks
 """
+
+import logging
 
 from ._backup import backup
 from ._catalog import (
@@ -57,6 +61,7 @@ from ._errors import (
     ChecksumError,
     ClientNotFoundError,
     ClientVersionError,
+    ConcurrentOperationError,
     ConfigError,
     CorruptArchiveError,
     DatabaseConnectionError,
@@ -130,6 +135,7 @@ __all__ = [  # noqa: RUF022
     "DatabaseError",
     "ClientNotFoundError",
     "ClientVersionError",
+    "ConcurrentOperationError",
     "DatabaseConnectionError",
     "PgDumpError",
     "PgRestoreError",
@@ -149,3 +155,7 @@ __all__ = [  # noqa: RUF022
 ]
 
 publish(globals(), __all__)
+
+# A library adds only a NullHandler to its logger: where records go is the application's
+# choice (https://docs.python.org/3/howto/logging.html#configuring-logging-for-a-library).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

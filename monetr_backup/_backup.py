@@ -34,11 +34,13 @@ from ._format.members import archive_members
 from ._format.tar_write import encode_tar
 from ._local.instance_files import read_instance_files
 from ._locations import DirectoryStorage, InstanceFiles, S3Storage
+from ._postgres.lock import backup_lock
 from ._postgres.pg_dump import dump_client, open_pg_dump
 from ._postgres.server import probe_server
 from ._postgres.snapshot import Snapshot, open_snapshot
 from ._progress import Phase, ProgressCallback, ProgressTracker
 from ._protocols import DumpSource
+from ._reports import warn_backup
 from ._s3.client import S3Client
 from ._version import __version__
 
@@ -83,16 +85,20 @@ async def backup(
     if database is None and storage is None:
         raise ValueError("nothing to back up: give a database, a storage source, or both")
     options = options or BackupOptions()
-    with single_errors():
-        return await _backup(
+    tracker = ProgressTracker(progress, options.progress_interval, operation="backup")
+    tracker.expect(dump=database is not None and options.estimate_size, objects=storage is not None)
+    with tracker.failures(), single_errors():
+        manifest = await _backup(
             archive,
             database=database,
             storage=storage,
             instance_files=instance_files,
             options=options,
-            progress=progress,
+            tracker=tracker,
             s3_client=s3_client,
         )
+    warn_backup(tracker, manifest)
+    return manifest
 
 
 async def _backup(
@@ -102,10 +108,9 @@ async def _backup(
     storage: _open.StorageInput | None,
     instance_files: InstanceFiles | None,
     options: BackupOptions,
-    progress: ProgressCallback | None,
+    tracker: ProgressTracker,
     s3_client: S3Client | None,
 ) -> Manifest:
-    tracker = ProgressTracker(progress, options.progress_interval)
     tracker.phase(Phase.STARTING)
     created = datetime.now(UTC)
     skipped: list[SkippedObject] = []
@@ -127,6 +132,10 @@ async def _backup(
     # Unshielded until the point of no return, then shielded to the end.
     with anyio.CancelScope() as done:
         async with AsyncExitStack() as stack:
+            if database is not None:
+                # One backup or restore of a database at a time: an overlapping run stops
+                # here, before the archive is opened. Held until everything has closed.
+                await stack.enter_async_context(backup_lock(database))
             sink = await stack.enter_async_context(
                 _open.archive_sink(
                     archive, replace=options.replace_archive, tracker=tracker, s3_client=s3_client
@@ -146,6 +155,10 @@ async def _backup(
                 keys = None
                 if account is not None and account.mode is StorageMode.REFERENCED:
                     keys = account.keys()
+                    # The rows' sizes: the storage totals known before any object is read.
+                    tracker.update(
+                        objects_total=len(keys), object_bytes_total=sum(s for _, s in keys)
+                    )
                 objects = await stack.enter_async_context(
                     _open.storage_source(storage, skipped, s3_client, keys)
                 )

@@ -22,6 +22,7 @@ __all__ = [
     "ChecksumError",
     "ClientNotFoundError",
     "ClientVersionError",
+    "ConcurrentOperationError",
     "ConfigError",
     "CorruptArchiveError",
     "DatabaseConnectionError",
@@ -108,6 +109,19 @@ class PgRestoreError(DatabaseError):
 
 class TargetNotEmptyError(DatabaseError):
     """The target database already has tables and ``clean`` was not asked for."""
+
+
+class ConcurrentOperationError(DatabaseError):
+    """Another backup or restore of the same database is running (it holds our advisory
+    lock); this one stopped before writing anything. Try again once it has finished.
+
+    ``holder_pid`` is the PostgreSQL backend pid of the session holding the lock, when
+    the server let us see it.
+    """
+
+    def __init__(self, message: str, *, holder_pid: int | None = None) -> None:
+        super().__init__(message)
+        self.holder_pid = holder_pid
 
 
 # -- the storage files -------------------------------------------------------------------

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._config import S3Config, UploadChecksum
+from ._s3.object_settings import ServerSideEncryption, StorageClass, check_metadata, check_tags
 from ._units import MIB, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 
 __all__ = [
@@ -63,6 +64,35 @@ class S3Archive(_Location):
     checksum: UploadChecksum = UploadChecksum.CRC32
     #: How many times a dropped download continues with a ranged GET.
     max_resumes: int = Field(5, ge=0)
+    #: Backup: how the server encrypts the object at rest: ``"AES256"`` (SSE-S3) or
+    #: ``"aws:kms"`` (SSE-KMS). ``None``: the bucket's default.
+    server_side_encryption: ServerSideEncryption | None = None
+    #: SSE-KMS: the KMS key (id, ARN or alias); ``None``: the bucket's or account's default.
+    sse_kms_key_id: str | None = Field(None, min_length=1, max_length=2048)
+    #: Backup: the object's storage class (``None``: the bucket's default, ``STANDARD``).
+    storage_class: StorageClass | None = None
+    #: Backup: object tags (at most 10; what lifecycle rules and cost reports select by).
+    tags: dict[str, str] = Field(default_factory=dict)
+    #: Backup: user metadata (``x-amz-meta-*``), printable ASCII, 2 KB in all.
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        check_tags(tags)
+        return tags
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, metadata: dict[str, str]) -> dict[str, str]:
+        check_metadata(metadata)
+        return metadata
+
+    @model_validator(mode="after")
+    def _check_kms_key(self) -> S3Archive:
+        if self.sse_kms_key_id is not None and self.server_side_encryption != "aws:kms":
+            raise ValueError("sse_kms_key_id needs server_side_encryption='aws:kms'")
+        return self
 
 
 class DirectoryStorage(_Location):

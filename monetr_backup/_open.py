@@ -6,7 +6,8 @@ whatever a stage holds (a client, a file, background tasks) ends with the operat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 
 from ._config import Overwrite
@@ -24,6 +25,7 @@ from ._s3.bucket_source import open_s3_objects
 from ._s3.bucket_target import S3Target
 from ._s3.client import S3Client, client_for
 from ._s3.download import s3_bytes
+from ._s3.object_settings import put_args
 from ._s3.upload import open_s3_upload
 
 __all__ = [
@@ -93,28 +95,74 @@ async def archive_sink(
                     overwrite=replace,
                     checksum=archive.checksum,
                     on_stored=lambda size: tracker.add(archive_bytes_stored=size),
+                    object_args=put_args(archive),
                 )
             )
         else:
             yield archive
 
 
+class _Counted:
+    """An archive's bytes, each chunk counted into the tracker as it is read.
+
+    A class, not a generator: an async generator left suspended by a reader that stopped
+    early would be finalized by the garbage collector, outside the event loop's order.
+    """
+
+    def __init__(self, chunks: AsyncIterable[bytes], tracker: ProgressTracker) -> None:
+        self._chunks = aiter(chunks)
+        self._tracker = tracker
+
+    def __aiter__(self) -> _Counted:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await anext(self._chunks)
+        self._tracker.add(archive_bytes=len(chunk))
+        return chunk
+
+
 @asynccontextmanager
 async def archive_bytes(
-    archive: ArchiveInput, s3_client: S3Client | None
+    archive: ArchiveInput, s3_client: S3Client | None, tracker: ProgressTracker | None = None
 ) -> AsyncIterator[AsyncIterable[bytes]]:
-    """The bytes of ``archive``, as a stream."""
+    """The bytes of ``archive``, as a stream (counted into ``tracker``, with the total)."""
+    if tracker is None:
+        async with _archive_bytes(archive, s3_client, None) as chunks:
+            yield chunks
+        return
+
+    def on_size(size: int) -> None:
+        tracker.update(archive_bytes_total=size)
+
+    async with _archive_bytes(archive, s3_client, on_size) as chunks:
+        yield _Counted(chunks, tracker)
+
+
+@asynccontextmanager
+async def _archive_bytes(
+    archive: ArchiveInput, s3_client: S3Client | None, on_size: Callable[[int], None] | None
+) -> AsyncIterator[AsyncIterable[bytes]]:
     # aclosing: a reader that stops early (a refused archive, an error downstream) leaves
     # the generator suspended inside its open file or response; only aclose() ends it
     # while the event loop that owns them still runs.
     if isinstance(archive, FileArchive):
+        if on_size is not None:
+            with contextlib.suppress(OSError):  # the reader says what is wrong with it
+                on_size(archive.path.stat().st_size)
         async with aclosing(file_bytes(archive.path)) as chunks:
             yield chunks
     elif isinstance(archive, S3Archive):
         async with (
             client_for(archive.s3, s3_client) as client,
             aclosing(
-                s3_bytes(client, archive.bucket, archive.key, max_resumes=archive.max_resumes)
+                s3_bytes(
+                    client,
+                    archive.bucket,
+                    archive.key,
+                    max_resumes=archive.max_resumes,
+                    on_size=on_size,
+                )
             ) as chunks,
         ):
             yield chunks
@@ -124,11 +172,15 @@ async def archive_bytes(
 
 @asynccontextmanager
 async def archive_reader(
-    archive: ArchiveInput, s3_client: S3Client | None, *, strict: bool = True
+    archive: ArchiveInput,
+    s3_client: S3Client | None,
+    *,
+    strict: bool = True,
+    tracker: ProgressTracker | None = None,
 ) -> AsyncIterator[ArchiveReader]:
     """A checking reader of ``archive``: bytes -> decompressed tar entries -> contents."""
     async with (
-        archive_bytes(archive, s3_client) as chunks,
+        archive_bytes(archive, s3_client, tracker) as chunks,
         open_tar_entries(chunks) as entries,
     ):
         yield ArchiveReader(entries, strict=strict)

@@ -25,10 +25,12 @@ from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
 from ._local.instance_files import InstanceFilesTarget, open_instance_target
 from ._locations import InstanceFiles
+from ._postgres.lock import restore_lock
 from ._postgres.pg_restore import PgRestore, open_pg_restore
 from ._postgres.snapshot import live_files
 from ._progress import Phase, ProgressCallback, ProgressTracker
 from ._protocols import DatabaseTarget, StorageTarget
+from ._reports import warn_restore
 from ._s3.client import S3Client
 
 __all__ = ["RestoreResult", "restore"]
@@ -96,16 +98,19 @@ async def restore(
             f"instance_files must be InstanceFiles, not {type(instance_files).__name__}"
         )
     options = options or RestoreOptions()
-    with single_errors():
-        return await _restore(
+    tracker = ProgressTracker(progress, options.progress_interval, operation="restore")
+    with tracker.failures(), single_errors():
+        result = await _restore(
             archive,
             database=database,
             storage=storage,
             instance_files=instance_files,
             options=options,
-            progress=progress,
+            tracker=tracker,
             s3_client=s3_client,
         )
+    warn_restore(tracker, result)
+    return result
 
 
 async def _restore(
@@ -115,16 +120,21 @@ async def _restore(
     storage: _open.StorageOutput | None,
     instance_files: InstanceFiles | None,
     options: RestoreOptions,
-    progress: ProgressCallback | None,
+    tracker: ProgressTracker,
     s3_client: S3Client | None,
 ) -> RestoreResult:
-    tracker = ProgressTracker(progress, options.progress_interval)
     tracker.phase(Phase.STARTING)
     # Unshielded until the point of no return, then shielded to the end.
     with anyio.CancelScope() as done:
         async with AsyncExitStack() as stack:
-            reader = await stack.enter_async_context(_open.archive_reader(archive, s3_client))
+            reader = await stack.enter_async_context(
+                _open.archive_reader(archive, s3_client, tracker=tracker)
+            )
             header = await reader.read_header()
+            if database is not None and not options.dry_run:
+                # One backup or restore of a database at a time; taken before any target
+                # is opened, checked or created, held until the restore has closed.
+                await stack.enter_async_context(restore_lock(database))
             keys: InstanceFilesTarget | None = None
             if instance_files is not None:
                 # First: it only looks at paths, and may refuse before a target is touched.

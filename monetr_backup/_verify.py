@@ -13,6 +13,7 @@ from ._errors import CorruptArchiveError, single_errors
 from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
 from ._locations import FileArchive, S3Archive
+from ._progress import Phase, ProgressTracker
 from ._s3.client import S3Client
 
 __all__ = ["InspectResult", "Problem", "VerifyReport", "inspect", "verify"]
@@ -54,14 +55,17 @@ class InspectResult(_Result):
     manifest: Manifest
 
 
-async def _read_through(reader: ArchiveReader) -> Manifest:
+async def _read_through(reader: ArchiveReader, tracker: ProgressTracker | None = None) -> Manifest:
     """Read every member in order, the checks running as they go; the manifest at the end."""
+    tracker = tracker or ProgressTracker(None)
     header = await reader.read_header()
     if header.dump_format is not None:
-        async for _ in reader.dump_chunks():
-            pass
-    async for _ in reader.objects():
-        pass
+        tracker.phase(Phase.CHECKING_DUMP)
+        async for chunk in reader.dump_chunks():
+            tracker.add(dump_bytes=len(chunk))
+    tracker.phase(Phase.CHECKING_STORAGE)
+    async for item in reader.objects():
+        tracker.add(objects_done=1, object_bytes=item.size)
     return await reader.finish()
 
 
@@ -77,14 +81,24 @@ async def verify(archive: _open.ArchiveInput, *, s3_client: S3Client | None = No
     connection fails for good) raises :class:`ArchiveReadError`.
     """
     _open.check_archive(archive, writing=False)
-    with single_errors():
-        async with _open.archive_reader(archive, s3_client, strict=False) as reader:
+    tracker = ProgressTracker(None, operation="verify")
+    tracker.phase(Phase.STARTING)
+    with tracker.failures(), single_errors():
+        async with _open.archive_reader(
+            archive, s3_client, strict=False, tracker=tracker
+        ) as reader:
             found: list[CorruptArchiveError] = []
             try:
-                await _read_through(reader)
+                await _read_through(reader, tracker)
             except CorruptArchiveError as exc:
                 found.append(exc)
             found[:0] = reader.problems
+            tracker.phase(Phase.DONE)
+            problems = [
+                (error.member or "(archive)", f"{type(error).__name__}: {error.reason}")
+                for error in found
+            ]
+            tracker.warn_keys("problem", problems, len(found) + reader.problems_not_kept)
             return VerifyReport(
                 ok=not found,
                 header=reader.header,

@@ -5,7 +5,8 @@ must not be quoted back), numeric secrets, DSNs. Then real backups and restores 
 S3 with a password-protected PostgreSQL, ending well or failing (wrong password, wrong
 secret key, a server that is not there), while :class:`~support.secrets.SecretWatch`
 scans the argv of every process on the machine and every log record of every logger
-at DEBUG; every error's text, with its causes, contexts and notes, is searched too.
+at DEBUG (this library's own with their extras: phases, sizes, the error's message);
+every error's text, with its causes, contexts and notes, is searched too.
 """
 
 from __future__ import annotations
@@ -300,6 +301,8 @@ async def test_backup_and_restore_through_s3_show_no_secret(
     assert "pg_dump" in watch.programs
     assert any(name.startswith("botocore") for name in watch.loggers), watch.loggers
     assert manifest.object_count == len(world.sample.files)
+    # This library's own records were among them, its phase records at INFO.
+    assert ("monetr_backup", "INFO") in watch.levels
 
     target = new_database_name(world.databases)
     restored = new_bucket(world.s3, "restored")
@@ -315,6 +318,7 @@ async def test_backup_and_restore_through_s3_show_no_secret(
     program = "pg_restore" if dump_format is mb.DumpFormat.CUSTOM else "psql"
     assert program in watch.programs
     assert any(name.startswith("botocore") for name in watch.loggers), watch.loggers
+    assert ("monetr_backup", "INFO") in watch.levels
     assert result.database_restored
     assert world.pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == world.sample.dump
     assert bucket_objects(world.s3, restored) == world.sample.files
@@ -435,6 +439,8 @@ async def test_failing_operations_show_no_secret(world: World, case: Failing) ->
     await anyio.lowlevel.checkpoint()
     assert open_descriptors() <= descriptors
     watch.assert_clean()
+    # The failure's ERROR record (its extras hold the error's message) was checked too.
+    assert ("monetr_backup", "ERROR") in watch.levels
     assert_no_secret_in_error(info.value, world.secrets)
     assert child_processes() == children
     assert object_keys(world.s3.client(), world.out_bucket) == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from .._errors import ArchiveReadError
 from .._units import MIB
@@ -21,13 +21,14 @@ async def s3_bytes(
     *,
     max_resumes: int = 5,
     read_size: int = READ_SIZE,
+    on_size: Callable[[int], None] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """Yield the bytes of ``s3://bucket/key`` from one streaming GET.
 
     If the connection drops mid-body, the download continues with a ranged GET from the
     last byte received, at most ``max_resumes`` times. ``IfMatch`` pins every resumed
     request to the ETag of the first, so bytes of two versions of an object are never
-    spliced together.
+    spliced together. ``on_size`` is told the object's size when the first GET answers.
     """
     url = f"s3://{bucket}/{key}"
     received = 0
@@ -40,6 +41,8 @@ async def s3_bytes(
             if etag is None:
                 response = await client.get_object(Bucket=bucket, Key=key)
                 etag, size = response["ETag"], response["ContentLength"]
+                if on_size is not None:
+                    on_size(size)
             else:
                 response = await client.get_object(
                     Bucket=bucket, Key=key, Range=f"bytes={received}-", IfMatch=etag

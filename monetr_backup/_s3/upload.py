@@ -130,6 +130,7 @@ class S3Upload:
         overwrite: bool,
         checksum: UploadChecksum,
         on_stored: Callable[[int], None] | None,
+        object_args: Mapping[str, object] | None = None,
     ) -> None:
         if part_size < S3_MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {S3_MIN_PART_SIZE} bytes")
@@ -142,6 +143,8 @@ class S3Upload:
         self._overwrite = overwrite
         self._checksum = checksum
         self._on_stored = on_stored
+        #: Encryption, storage class, tags, metadata: set when the object is created.
+        self._object_args = dict(object_args or {})
         # Written chunks not yet cut into a part: a list, so cutting copies each byte once.
         self._pending: deque[bytes] = deque()
         self._pending_size = 0
@@ -248,6 +251,7 @@ class S3Upload:
                         Key=self.key,
                         ContentType="application/octet-stream",
                         **algorithm,  # type: ignore[arg-type]
+                        **self._object_args,  # type: ignore[arg-type]
                     )
                     upload_id = created["UploadId"]
                 except S3_ERRORS as exc:
@@ -364,6 +368,7 @@ class S3Upload:
                         Body=data,
                         **checksum,  # type: ignore[arg-type]
                         **condition,  # type: ignore[arg-type]
+                        **self._object_args,  # type: ignore[arg-type]
                     )
                 except S3_ERRORS:
                     if not await self._landed(hashlib.md5(data).hexdigest(), len(data)):
@@ -482,6 +487,7 @@ async def open_s3_upload(
     checksum: UploadChecksum = UploadChecksum.CRC32,
     on_stored: Callable[[int], None] | None = None,
     check_first: bool = True,
+    object_args: Mapping[str, object] | None = None,
 ) -> AsyncIterator[S3Upload]:
     """Upload an archive to ``s3://bucket/key``.
 
@@ -491,6 +497,8 @@ async def open_s3_upload(
     is an error: checked up front (skip with ``check_first=False`` when the caller just
     did) and again, atomically, by the final conditional write. ``checksum`` picks how
     the server verifies each part (see :class:`~monetr_backup.UploadChecksum`).
+    ``object_args`` (see ``object_settings.object_args``) go with the request that
+    creates the object: encryption, storage class, tags, user metadata.
     """
     upload = S3Upload(
         client,
@@ -503,6 +511,7 @@ async def open_s3_upload(
         overwrite=overwrite,
         checksum=checksum,
         on_stored=on_stored,
+        object_args=object_args,
     )
     if check_first:
         try:

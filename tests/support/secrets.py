@@ -74,17 +74,30 @@ class _Records:
         self.secret_values = secret_values
         self.count = 0
         self.loggers: set[str] = set()
+        #: (logger name, level name) of every record checked.
+        self.levels: set[tuple[str, str]] = set()
         self.leaks: list[str] = []
         self._format = logging.Formatter()
         self._factory = logging.getLogRecordFactory()
         self._enabled = logging.Logger.isEnabledFor
+        self._make_record = logging.Logger.makeRecord
 
     def __enter__(self) -> None:
         logging.setLogRecordFactory(self._make)
         # Every logger makes every record, whatever level it or the root logger was given.
         logging.Logger.isEnabledFor = _always  # type: ignore[method-assign]
+        make_record = self._make_record
+
+        def with_extras(logger: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(logger, *args, **kwargs)
+            self.check_extras(record)
+            return record
+
+        # ``extra=`` is set on the record after the factory made it: checked here.
+        logging.Logger.makeRecord = with_extras  # type: ignore[method-assign,assignment]
 
     def __exit__(self, *exc_info: object) -> None:
+        logging.Logger.makeRecord = self._make_record  # type: ignore[method-assign]
         logging.Logger.isEnabledFor = self._enabled  # type: ignore[method-assign]
         logging.setLogRecordFactory(self._factory)
 
@@ -96,6 +109,7 @@ class _Records:
     def check(self, record: logging.LogRecord) -> None:
         self.count += 1
         self.loggers.add(record.name)
+        self.levels.add((record.name, record.levelname))
         try:
             message = record.getMessage()
         except Exception:  # a record whose arguments do not fit its message
@@ -106,6 +120,14 @@ class _Records:
         for secret in self.secret_values:
             if any(secret in text for text in texts):
                 self.leaks.append(f"log record of {record.name!r} at {record.levelname}")
+
+    def check_extras(self, record: logging.LogRecord) -> None:
+        """Whatever a formatter might print beyond the message: the ``extra=`` values
+        (this library's phase, sizes, the error's type and message)."""
+        texts = [str(value) for value in vars(record).values()]
+        for secret in self.secret_values:
+            if any(secret in text for text in texts):
+                self.leaks.append(f"an attribute of a log record of {record.name!r}")
 
 
 def _always(self: logging.Logger, level: int) -> bool:
@@ -141,6 +163,11 @@ class SecretWatch:
     def records(self) -> int:
         """How many log records were checked."""
         return self._records.count
+
+    @property
+    def levels(self) -> set[tuple[str, str]]:
+        """(logger name, level name) of the records checked."""
+        return self._records.levels
 
     @property
     def loggers(self) -> set[str]:
