@@ -26,6 +26,7 @@ from .._locations import FileArchive, S3Archive
 from .._protocols import ArchiveSink, DumpSource
 from .._s3.client import S3Client, client_for
 from .._s3.errors import describe_error
+from .._s3.object_settings import put_args
 from .digest import HashingSink
 from .entry import ENTRY_SUFFIX, CatalogEntry, build_entry
 from .location import temp_name
@@ -117,11 +118,14 @@ async def record_backup(
                 await anyio.to_thread.run_sync(write_entry_file, Path(where), data)
             else:
                 async with client_for(archive.s3, s3_client) as client:
+                    # The archive's own object settings (encryption at rest, storage class,
+                    # tags, metadata) apply to its entry too.
                     await client.put_object(
                         Bucket=archive.bucket,
                         Key=archive.key + ENTRY_SUFFIX,
                         Body=data,
                         ContentType="application/json",
+                        **put_args(archive),  # type: ignore[arg-type]
                     )
             return EntryWrite(where, entry)
         except Exception as exc:

@@ -57,8 +57,9 @@ def creating_request(proxy: FaultProxy, bucket: str) -> Exchange:
 async def test_object_settings_reach_the_server(env: Env, size: int, request_kind: str) -> None:
     """A small archive (one PutObject) and a large one (multipart): SSE-S3, the storage
     class, the tags (a value with '=', ' ', '+' included, so the Tagging header's
-    encoding counts) and the metadata are what HEAD and GetObjectTagging report, and what
-    the creating request carried. The archive still reads back."""
+    encoding counts) and the metadata are what HEAD and GetObjectTagging report, for the
+    archive and its catalog entry, and what the creating request carried. The archive
+    still reads back."""
     async with fault_proxy(env.s3.ports["s3"]) as proxy:
         archive = mb.S3Archive(
             s3=env.s3.config(endpoint_url=proxy.endpoint_url),
@@ -82,6 +83,16 @@ async def test_object_settings_reach_the_server(env: Env, size: int, request_kin
     assert (head["ContentLength"] > BIG) is (size == BIG)
     tagging = env.client.get_object_tagging(Bucket=env.bucket, Key="archive.tar.gz")
     assert {tag["Key"]: tag["Value"] for tag in tagging["TagSet"]} == TAGS
+    # The catalog entry beside it is stored with the same settings.
+    entry = "archive.tar.gz.catalog.json"
+    entry_head = env.client.head_object(Bucket=env.bucket, Key=entry)
+    assert (entry_head["ServerSideEncryption"], entry_head["StorageClass"]) == (
+        "AES256",
+        "STANDARD_IA",
+    )
+    assert entry_head["Metadata"] == METADATA
+    entry_tags = env.client.get_object_tagging(Bucket=env.bucket, Key=entry)["TagSet"]
+    assert {tag["Key"]: tag["Value"] for tag in entry_tags} == TAGS
 
     assert sent.headers["x-amz-server-side-encryption"] == "AES256"
     assert sent.headers["x-amz-storage-class"] == "STANDARD_IA"
