@@ -2,12 +2,13 @@
 
 pg_dump stdout --open_pg_dump--> dump parts --+
 storage objects ----------------------------+--archive_members--> encode_tar
-    --> compress --> ArchiveSink (S3 multipart upload, local file, or yours)
+    --> compress [--> encrypt, to age recipients]
+    --> ArchiveSink (S3 multipart upload, local file, or yours)
 """
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
 
 import anyio
@@ -19,8 +20,10 @@ from ._errors import BackupError, single_errors
 from ._file_set import FileSetAccount
 from ._format.compress import compress
 from ._format.documents import Header, Manifest, MonetrFacts, SkippedObject
+from ._format.encrypt import encrypt
 from ._format.members import archive_members
 from ._format.tar_write import encode_tar
+from ._keys import recipients_from
 from ._locations import DirectoryStorage, S3Storage
 from ._postgres.pg_dump import dump_client, open_pg_dump
 from ._postgres.server import probe_server
@@ -164,8 +167,15 @@ async def _backup(
                     }
                 ),
             )
+            chunks = compress(encode_tar(members), options.codec, options.level)
+            if options.recipients:
+                # compress -> encrypt -> sink: the header and manifest are inside the age
+                # stream. Closed with the stack, so its thread ends with the backup.
+                chunks = await stack.enter_async_context(
+                    aclosing(encrypt(chunks, recipients_from(options.recipients)))
+                )
             try:
-                async for chunk in compress(encode_tar(members), options.codec, options.level):
+                async for chunk in chunks:
                     await sink.write(chunk)
                     tracker.add(archive_bytes=len(chunk))
                 if not manifests:

@@ -24,6 +24,7 @@ __all__ = [
     "CorruptArchiveError",
     "DatabaseConnectionError",
     "DatabaseError",
+    "DecryptionError",
     "PgDumpError",
     "PgRestoreError",
     "StorageError",
@@ -135,6 +136,15 @@ class ArchiveWriteError(ArchiveLocationError):
 
 class ArchiveReadError(ArchiveLocationError):
     """Reading the archive failed: it does not exist, cannot be read, or changed meanwhile."""
+
+
+# -- the keys of an encrypted archive ---------------------------------------------------
+
+
+class DecryptionError(BackupError):
+    """The archive is encrypted (age) and no identity given opens it: none was given, or
+    none matches its recipients. Raised before any target is touched; never quotes a key.
+    """
 
 
 # -- what the archive holds --------------------------------------------------------------

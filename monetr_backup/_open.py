@@ -6,13 +6,15 @@ whatever a stage holds (a client, a file, background tasks) ends with the operat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 
 from ._config import Overwrite
 from ._format.archive_reader import ArchiveReader
+from ._format.decrypt import open_decrypted
 from ._format.documents import SkippedObject
 from ._format.tar_read import open_tar_entries
+from ._keys import Identity
 from ._local.directory_source import directory_objects
 from ._local.directory_target import DirectoryTarget
 from ._local.file_reader import file_bytes
@@ -124,12 +126,18 @@ async def archive_bytes(
 
 @asynccontextmanager
 async def archive_reader(
-    archive: ArchiveInput, s3_client: S3Client | None, *, strict: bool = True
+    archive: ArchiveInput,
+    s3_client: S3Client | None,
+    *,
+    strict: bool = True,
+    identities: Sequence[Identity] = (),
 ) -> AsyncIterator[ArchiveReader]:
-    """A checking reader of ``archive``: bytes -> decompressed tar entries -> contents."""
+    """A checking reader of ``archive``: bytes [-> decrypted] -> decompressed tar entries
+    -> contents. An encrypted archive's identity is checked on entering, before any read."""
     async with (
         archive_bytes(archive, s3_client) as chunks,
-        open_tar_entries(chunks) as entries,
+        open_decrypted(chunks, identities) as plain,
+        open_tar_entries(plain) as entries,
     ):
         yield ArchiveReader(entries, strict=strict)
 

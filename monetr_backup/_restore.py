@@ -21,6 +21,7 @@ from ._errors import BackupError, PgRestoreError, single_errors
 from ._file_set import object_key
 from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
+from ._keys import identities_from
 from ._postgres.pg_restore import PgRestore, open_pg_restore
 from ._postgres.snapshot import live_files
 from ._progress import Phase, ProgressCallback, ProgressTracker
@@ -105,7 +106,12 @@ async def _restore(
     # Unshielded until the point of no return, then shielded to the end.
     with anyio.CancelScope() as done:
         async with AsyncExitStack() as stack:
-            reader = await stack.enter_async_context(_open.archive_reader(archive, s3_client))
+            # An encrypted archive's identity is checked here, before any target is opened.
+            reader = await stack.enter_async_context(
+                _open.archive_reader(
+                    archive, s3_client, identities=identities_from(options.identities)
+                )
+            )
             header = await reader.read_header()
             db: PgRestore | None = None
             if database is not None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from . import _open
 from ._errors import CorruptArchiveError, single_errors
 from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
+from ._keys import identities_from
 from ._s3.client import S3Client
 
 __all__ = ["InspectResult", "Problem", "VerifyReport", "inspect", "verify"]
@@ -64,39 +67,64 @@ def _problem(error: CorruptArchiveError) -> Problem:
     return Problem(member=error.member, message=error.reason, kind=type(error).__name__)
 
 
-async def verify(archive: _open.ArchiveInput, *, s3_client: S3Client | None = None) -> VerifyReport:
+async def verify(
+    archive: _open.ArchiveInput,
+    *,
+    s3_client: S3Client | None = None,
+    identities: Sequence[SecretStr | str] = (),
+) -> VerifyReport:
     """Read the whole archive and check every member; touch no target.
 
     Damage found in the archive is reported, not raised: each problem names the member
     where it was found. Failing to read the archive at all (it does not exist, the
-    connection fails for good) raises :class:`ArchiveReadError`.
+    connection fails for good) raises :class:`ArchiveReadError`; an encrypted archive
+    that none of ``identities`` opens raises :class:`DecryptionError`.
     """
     _open.check_archive(archive, writing=False)
-    with single_errors():
-        async with _open.archive_reader(archive, s3_client, strict=False) as reader:
-            found: list[CorruptArchiveError] = []
-            try:
-                await _read_through(reader)
-            except CorruptArchiveError as exc:
-                found.append(exc)
-            found[:0] = reader.problems
-            return VerifyReport(
-                ok=not found,
-                header=reader.header,
-                manifest=reader.manifest,
-                members_checked=len(reader.seen),
-                problems=[_problem(error) for error in found[:MAX_PROBLEMS]],
-                problem_count=len(found) + reader.problems_not_kept,
-            )
+    keys = identities_from(identities)
+    reader: ArchiveReader | None = None
+    found: list[CorruptArchiveError] = []
+    try:
+        with single_errors():
+            async with _open.archive_reader(
+                archive, s3_client, strict=False, identities=keys
+            ) as reader:
+                try:
+                    await _read_through(reader)
+                except CorruptArchiveError as exc:
+                    found.append(exc)
+    except CorruptArchiveError as exc:
+        # Raised by the decryption under the reader (a chunk of an encrypted archive
+        # failed authentication): damage like any other, reported.
+        found.append(exc)
+    if reader is not None:
+        found[:0] = reader.problems
+    return VerifyReport(
+        ok=not found,
+        header=reader.header if reader is not None else None,
+        manifest=reader.manifest if reader is not None else None,
+        members_checked=len(reader.seen) if reader is not None else 0,
+        problems=[_problem(error) for error in found[:MAX_PROBLEMS]],
+        problem_count=len(found) + (reader.problems_not_kept if reader is not None else 0),
+    )
 
 
 async def inspect(
-    archive: _open.ArchiveInput, *, s3_client: S3Client | None = None
+    archive: _open.ArchiveInput,
+    *,
+    s3_client: S3Client | None = None,
+    identities: Sequence[SecretStr | str] = (),
 ) -> InspectResult:
-    """Return an archive's header and manifest (reads the archive to its end)."""
+    """Return an archive's header and manifest (reads the archive to its end).
+
+    ``identities`` open an encrypted archive, as for :func:`verify`.
+    """
     _open.check_archive(archive, writing=False)
+    keys = identities_from(identities)
     with single_errors():
-        async with _open.archive_reader(archive, s3_client, strict=False) as reader:
+        async with _open.archive_reader(
+            archive, s3_client, strict=False, identities=keys
+        ) as reader:
             manifest = await _read_through(reader)
             assert reader.header is not None
             return InspectResult(header=reader.header, manifest=manifest)
