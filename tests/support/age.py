@@ -12,9 +12,15 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
+
+import monetr_backup as mb
+from monetr_backup.testing import PostgresServer
+
+from .samples import PART_SIZE, Sample
 
 #: The name of the thread that runs an age call (monetr_backup._format.age_stream).
 AGE_THREAD = "monetr-backup-age"
@@ -98,3 +104,21 @@ def age_encrypt(path: Path, recipients: list[str], out: Path) -> None:
     args = [arg for recipient in recipients for arg in ("-r", recipient)]
     proc = subprocess.run([age, *args, "-o", str(out), str(path)], capture_output=True, check=False)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+
+
+async def encrypted_sample_backup(
+    pg: PostgresServer, sample: Sample, path: Path, recipients: list[str], **options: Any
+) -> mb.Manifest:
+    """The sample's database and storage folder backed up to ``path``, encrypted to
+    ``recipients`` (every file of the folder, small dump parts as for the sample)."""
+    return await mb.backup(
+        mb.FileArchive(path=path),
+        database=pg.config(sample.database),
+        storage=mb.DirectoryStorage(path=sample.storage),
+        options=mb.BackupOptions(
+            recipients=tuple(recipients),
+            dump_part_size=PART_SIZE,
+            storage_mode=mb.StorageMode.ALL,
+            **options,
+        ),
+    )
