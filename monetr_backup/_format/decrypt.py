@@ -18,9 +18,10 @@ from contextlib import aclosing, asynccontextmanager
 
 import anyio.to_thread
 import pyrage
+from pydantic import SecretStr
 
 from .._errors import CorruptArchiveError, DecryptionError
-from .._keys import Identity
+from .._keys import Identity, identities_from
 from .._units import MIB
 from .age_stream import AgeThread, TrailingDataError
 from .compress import rebatch
@@ -43,15 +44,26 @@ def is_age(head: bytes) -> bool:
 
 @asynccontextmanager
 async def open_decrypted(
-    chunks: AsyncIterable[bytes], identities: Sequence[Identity], *, batch_size: int = MIB
+    chunks: AsyncIterable[bytes],
+    identities: Sequence[Identity | SecretStr | str],
+    *,
+    batch_size: int = MIB,
 ) -> AsyncIterator[AsyncIterator[bytes]]:
     """The bytes of ``chunks``, decrypted if they are an age stream, else unchanged.
+
+    ``identities``: age secret keys or identity files, or SSH private keys, as text
+    (``SecretStr`` best) or parsed.
 
     On entering, an age stream's header is read and opened with ``identities``:
     :class:`DecryptionError` if none is given or none matches, :class:`CorruptArchiveError`
     if the header is damaged. Damage further on raises :class:`CorruptArchiveError` from
     the stream. The decryption's thread ends with the block.
     """
+    keys = [
+        key
+        for given in identities
+        for key in (identities_from([given]) if isinstance(given, SecretStr | str) else [given])
+    ]
     source = aiter(chunks)
     head = bytearray()
     while len(head) < len(AGE_MAGIC) and (chunk := await anext(source, None)) is not None:
@@ -65,13 +77,12 @@ async def open_decrypted(
         async with aclosing(_plain(bytes(head), source)) as plain:
             yield plain
         return
-    if not identities:
+    if not keys:
         raise DecryptionError(
             "the archive is encrypted (age): give the identity that opens it "
             "(RestoreOptions(identities=...), or identities= for verify and inspect)"
         )
     await _read_header(head, source)
-    keys = list(identities)
 
     def run(ciphertext: io.BufferedIOBase, plaintext: io.BufferedIOBase) -> None:
         pyrage.decrypt_io(ciphertext, plaintext, keys)

@@ -15,7 +15,7 @@ import anyio.to_thread
 import pyrage
 
 from .._errors import BackupError
-from .._keys import Recipient
+from .._keys import Recipient, parse_recipient
 from .._units import MIB
 from .age_stream import AgeThread
 from .compress import rebatch
@@ -24,16 +24,20 @@ __all__ = ["encrypt"]
 
 
 async def encrypt(
-    chunks: AsyncIterable[bytes], recipients: Sequence[Recipient], *, batch_size: int = MIB
+    chunks: AsyncIterable[bytes],
+    recipients: Sequence[Recipient | str],
+    *,
+    batch_size: int = MIB,
 ) -> AsyncGenerator[bytes, None]:
     """Yield ``chunks`` encrypted as one age v1 stream (binary, not armored) to every one
-    of ``recipients``; any one of their identities decrypts it.
+    of ``recipients`` (``age1...`` or SSH public keys, as text or parsed); any one of
+    their identities decrypts it.
 
     Close it (``aclosing``) when stopping early: that stops the encryption's thread.
     """
     if not recipients:
         raise ValueError("encrypt needs at least one recipient")
-    keys = list(recipients)
+    keys = [parse_recipient(key) if isinstance(key, str) else key for key in recipients]
 
     def run(source: io.BufferedIOBase, sink: io.BufferedIOBase) -> None:
         pyrage.encrypt_io(source, sink, keys)

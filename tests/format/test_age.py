@@ -15,8 +15,10 @@ import anyio
 import anyio.lowlevel
 import pyrage
 import pytest
+from pydantic import SecretStr
 
 import monetr_backup as mb
+from monetr_backup import stages
 from monetr_backup._format.decrypt import MAX_HEADER_SIZE, open_decrypted
 from monetr_backup._format.encrypt import encrypt
 from monetr_backup._keys import Identity, Recipient, parse_identity, parse_recipient
@@ -92,6 +94,15 @@ async def test_ssh_recipient_round_trip(tmp_path: Path) -> None:
     (tmp_path / "s.age").write_bytes(stream)
     age_decrypt(tmp_path / "s.age", key.path, tmp_path / "s.out")
     assert (tmp_path / "s.out").read_bytes() == DATA
+
+
+async def test_the_public_stages_take_keys_as_text() -> None:
+    """From ``monetr_backup.stages``, keys may be given as text: recipients as ``age1...``
+    lines, identities as SecretStr (an identity file's text)."""
+    identity, recipient = new_identity()
+    stream = b"".join([c async for c in stages.encrypt(each([DATA]), [str(recipient)])])
+    async with stages.open_decrypted(each([stream]), [SecretStr(str(identity))]) as plain:
+        assert b"".join([chunk async for chunk in plain]) == DATA
 
 
 async def test_two_recipients_either_identity_opens() -> None:
