@@ -107,22 +107,32 @@ class AgeThread:
 
     # -- the consumer's side ----------------------------------------------------------
 
-    def step(self, data: bytes) -> bytes:
-        """Blocking: feed ``data`` (``b""`` ends the input), return the output since."""
+    def step(self, data: bytes, *, wait: bool = True) -> bytes:
+        """Blocking: feed ``data`` (``b""`` ends the input), return the output since.
+
+        ``wait=False`` overlaps the call's work with the caller's: the step waits only
+        until the previous batch has been taken in, hands ``data`` over and returns what
+        was written until then (two batches in flight at most). The last step always
+        waits for the call to return.
+        """
         with self._cond:
             if self._left:
                 raise Left
             if not self._started:
                 self._started = True
                 self._thread.start()
-            if data:
-                self._input = memoryview(data)
-            else:
-                self._ended = True
-            self._hungry = False
-            self._cond.notify_all()
-            while not self._done and not (self._hungry and not self._input):
+            while self._input and not self._done:
                 self._cond.wait()
+            if not self._done:
+                if data:
+                    self._input = memoryview(data)
+                else:
+                    self._ended = True
+                self._hungry = False
+                self._cond.notify_all()
+                if wait or not data:
+                    while not self._done and not (self._hungry and not self._input):
+                        self._cond.wait()
             out = b"".join(self._output)
             self._output.clear()
             if self._done:

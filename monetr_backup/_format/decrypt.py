@@ -12,6 +12,7 @@ checked out, so a reader can never see a complete archive that was not.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -131,10 +132,11 @@ async def _payload(
     batch_size: int,
 ) -> AsyncGenerator[bytes, None]:
     # Each step's output is handed on only after the next step succeeded, and the last
-    # only once age has checked the stream's end.
+    # only once age has checked the stream's end. The steps overlap age's work with the
+    # reader's (wait=False): two batches in flight at most.
     pending = first
     async for batch in rebatch(source, batch_size):
-        out = await _step(engine, b"".join(batch), identity_count)
+        out = await _step(engine, b"".join(batch), identity_count, wait=False)
         if pending:
             yield pending
         pending = out
@@ -143,9 +145,9 @@ async def _payload(
         yield pending
 
 
-async def _step(engine: AgeThread, data: bytes, identity_count: int) -> bytes:
+async def _step(engine: AgeThread, data: bytes, identity_count: int, *, wait: bool = True) -> bytes:
     try:
-        return await anyio.to_thread.run_sync(engine.step, data)
+        return await anyio.to_thread.run_sync(functools.partial(engine.step, data, wait=wait))
     except pyrage.DecryptError as exc:
         reason = str(exc)
         if "No matching keys" in reason:

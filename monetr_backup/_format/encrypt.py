@@ -8,6 +8,7 @@ keys are needed here, so the backup host holds no secret.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 
@@ -45,7 +46,8 @@ async def encrypt(
     engine = AgeThread(run)
     try:
         async for batch in rebatch(chunks, batch_size):
-            out = await _step(engine, b"".join(batch))
+            # Overlapped: age encrypts this batch while the next one is compressed.
+            out = await _step(engine, b"".join(batch), wait=False)
             if out:
                 yield out
         out = await _step(engine, b"")
@@ -55,9 +57,9 @@ async def encrypt(
         engine.close()
 
 
-async def _step(engine: AgeThread, data: bytes) -> bytes:
+async def _step(engine: AgeThread, data: bytes, *, wait: bool = True) -> bytes:
     try:
-        return await anyio.to_thread.run_sync(engine.step, data)
+        return await anyio.to_thread.run_sync(functools.partial(engine.step, data, wait=wait))
     except Exception as exc:
         # Nothing of ours can make age fail here (the keys were checked): say so plainly.
         raise BackupError(f"encrypting the archive failed: {exc}") from exc

@@ -182,8 +182,12 @@ DAMAGE = [
     "plaintext is never handed on",
 )
 @pytest.mark.parametrize("how", DAMAGE)
-@pytest.mark.parametrize("size", [len(DATA), 40 * CHUNK], ids=["uneven", "whole-chunks"])
-async def test_damage_fails_and_the_end_is_never_handed_on(how: str, size: int) -> None:
+@pytest.mark.parametrize(
+    ("size", "cut"),
+    [(len(DATA), True), (40 * CHUNK, True), (4 * CHUNK, False)],
+    ids=["uneven", "whole-chunks", "whole-chunks-in-one-piece"],
+)
+async def test_damage_fails_and_the_end_is_never_handed_on(how: str, size: int, cut: bool) -> None:
     """Whatever the damage, the stream raises, and what it handed on before is a proper
     prefix of the plaintext. With a plaintext of whole chunks, age has nothing left to
     withhold when it finds bytes appended: the stage's own holding back is what keeps
@@ -194,9 +198,10 @@ async def test_damage_fails_and_the_end_is_never_handed_on(how: str, size: int) 
     for seed in range(4):
         bad = _damaged(stream, how, random.Random(seed), size)
         got = bytearray()
+        chunks = pieces(bad, seed) if cut else [bad]
 
-        async def read(bad: bytes = bad, seed: int = seed, got: bytearray = got) -> None:
-            async with open_decrypted(each(pieces(bad, seed)), [identity]) as plain:
+        async def read(chunks: list[bytes] = chunks, got: bytearray = got) -> None:
+            async with open_decrypted(each(chunks), [identity]) as plain:
                 async for chunk in plain:
                     got += chunk
 
