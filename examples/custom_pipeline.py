@@ -228,6 +228,42 @@ class RenamedFileSink:
             await anyio.to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
 
 
+class HashedDump:
+    """Wraps any :class:`~monetr_backup.stages.DumpSource`, hashing the whole dump as it passes.
+
+    A dump source composed by wrapping, as sinks are: here to compare the dump read back
+    with the one written, byte for byte.
+    """
+
+    def __init__(self, inner: stages.DumpSource) -> None:
+        self.inner = inner
+        self.dump_format = inner.dump_format
+        self.part_size = inner.part_size
+        self.version = inner.version
+        self.server_version = inner.server_version
+        self._digest = hashlib.sha256()
+
+    @property
+    def parts(self) -> AsyncIterator[stages.DumpPart]:
+        """The inner source's parts, unchanged."""
+        return self._parts()
+
+    async def _parts(self) -> AsyncIterator[stages.DumpPart]:
+        async for part in self.inner.parts:
+            for block in part.blocks:
+                self._digest.update(block)
+            yield part
+
+    async def wait(self) -> None:
+        """Whatever the inner source says of how it ended."""
+        await self.inner.wait()
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the dump passed so far."""
+        return self._digest.hexdigest()
+
+
 class Sha256Sink:
     """Wraps any :class:`~monetr_backup.stages.ArchiveSink`, keeping the SHA-256 of its bytes.
 
@@ -338,9 +374,8 @@ async def write_with_stages(config: mb.PostgresConfig, host: HostFiles, path: Pa
     ):
         # A running pg_dump is a DumpSource as it is: archive_members checks it against
         # the header (part size, format) before writing anything.
-        members = stages.archive_members(
-            header, pg_dump, host.members(), on_manifest=manifests.append
-        )
+        dump = HashedDump(pg_dump)
+        members = stages.archive_members(header, dump, host.members(), on_manifest=manifests.append)
         sink = Sha256Sink(file_sink)
         async for chunk in stages.compress(stages.encode_tar(members), codec):
             await sink.write(chunk)
@@ -350,7 +385,7 @@ async def write_with_stages(config: mb.PostgresConfig, host: HostFiles, path: Pa
         await sink.commit()
     check(sink.sha256 == sha256_file(path), "the sink's SHA-256 is not that of the file")
     print(f"part 2: the stages wrote {sink.size:,} bytes to {path.name}")
-    return pg_dump.sha256
+    return dump.sha256
 
 
 async def read_with_stages(path: Path, host: HostFiles, dump_sha256: str) -> None:

@@ -18,7 +18,7 @@ and back)::
     _format/      the archive: layout, documents, members, tar write/read, codecs, checks
     _postgres/    client programs, preflight, snapshot, pg_dump source, pg_restore target
     _s3/          client and its errors, upload sink, download, bucket source and target
-    _local/       file sink and reader, directory source and target, safe paths
+    _local/       file sink and reader, directory source and target, instance files, safe paths
     _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
     _config.py  _locations.py  _errors.py  _progress.py  _units.py  _public.py
     testing/      throwaway servers and seed data for tests, examples and benchmarks
@@ -49,6 +49,7 @@ from ._errors import (
     DatabaseConnectionError,
     DatabaseError,
     DecryptionError,
+    InstanceFileError,
     PgDumpError,
     PgRestoreError,
     StorageError,
@@ -58,7 +59,7 @@ from ._errors import (
     UnsafeMemberError,
 )
 from ._format.documents import Header, Manifest
-from ._locations import DirectoryStorage, FileArchive, S3Archive, S3Storage
+from ._locations import DirectoryStorage, FileArchive, InstanceFiles, S3Archive, S3Storage
 from ._monetr import MonetrInstance
 from ._progress import Phase, Progress, ProgressCallback
 from ._public import publish
@@ -76,6 +77,7 @@ __all__ = [  # noqa: RUF022
     # Where things are
     "DirectoryStorage",
     "FileArchive",
+    "InstanceFiles",
     "S3Archive",
     "S3Storage",
     # Settings
@@ -113,6 +115,7 @@ __all__ = [  # noqa: RUF022
     "StorageError",
     "StorageSourceError",
     "StorageTargetError",
+    "InstanceFileError",
     "ArchiveLocationError",
     "ArchiveReadError",
     "ArchiveWriteError",

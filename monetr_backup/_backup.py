@@ -1,5 +1,6 @@
 """The backup operation: sources -> members -> tar -> codec -> the archive's sink.
 
+private key, config files --read whole-----+
 pg_dump stdout --open_pg_dump--> dump parts --+
 storage objects ----------------------------+--archive_members--> encode_tar
     --> compress [--> encrypt, to age recipients]
@@ -8,6 +9,7 @@ storage objects ----------------------------+--archive_members--> encode_tar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
 
@@ -19,12 +21,20 @@ from ._config import BackupOptions, PostgresConfig, StorageMode
 from ._errors import BackupError, single_errors
 from ._file_set import FileSetAccount
 from ._format.compress import compress
-from ._format.documents import Header, Manifest, MonetrFacts, SkippedObject
+from ._format.documents import (
+    Header,
+    InstanceFileEntry,
+    InstanceFileKind,
+    Manifest,
+    MonetrFacts,
+    SkippedObject,
+)
 from ._format.encrypt import encrypt
 from ._format.members import archive_members
 from ._format.tar_write import encode_tar
 from ._keys import recipients_from
-from ._locations import DirectoryStorage, S3Storage
+from ._local.instance_files import read_instance_files
+from ._locations import DirectoryStorage, InstanceFiles, S3Storage
 from ._postgres.pg_dump import dump_client, open_pg_dump
 from ._postgres.server import probe_server
 from ._postgres.snapshot import Snapshot, open_snapshot
@@ -41,6 +51,7 @@ async def backup(
     *,
     database: PostgresConfig | None = None,
     storage: _open.StorageInput | None = None,
+    instance_files: InstanceFiles | None = None,
     options: BackupOptions | None = None,
     progress: ProgressCallback | None = None,
     s3_client: S3Client | None = None,
@@ -50,7 +61,9 @@ async def backup(
     ``archive`` is a :class:`FileArchive`, an :class:`S3Archive`, or any
     :class:`~monetr_backup.stages.ArchiveSink`. ``database`` is dumped with pg_dump;
     ``storage`` is a :class:`DirectoryStorage`, an :class:`S3Storage`, or any async
-    iterable of :class:`~monetr_backup.stages.Member` objects. The archive appears only
+    iterable of :class:`~monetr_backup.stages.Member` objects; ``instance_files`` (say
+    ``MonetrInstance.instance_files``) are read whole before anything is written, and
+    their presence makes the manifest's ``live_secrets`` say so. The archive appears only
     when everything succeeded; on any error or cancellation nothing is left there (no
     file, no object, no incomplete multipart upload) and pg_dump is killed.
 
@@ -64,6 +77,10 @@ async def backup(
         _open.check_storage(storage, writing=False)
     if database is not None and not isinstance(database, PostgresConfig):
         raise TypeError(f"database must be PostgresConfig, not {type(database).__name__}")
+    if instance_files is not None and not isinstance(instance_files, InstanceFiles):
+        raise TypeError(
+            f"instance_files must be InstanceFiles, not {type(instance_files).__name__}"
+        )
     if database is None and storage is None:
         raise ValueError("nothing to back up: give a database, a storage source, or both")
     options = options or BackupOptions()
@@ -72,6 +89,7 @@ async def backup(
             archive,
             database=database,
             storage=storage,
+            instance_files=instance_files,
             options=options,
             progress=progress,
             s3_client=s3_client,
@@ -83,6 +101,7 @@ async def _backup(
     *,
     database: PostgresConfig | None,
     storage: _open.StorageInput | None,
+    instance_files: InstanceFiles | None,
     options: BackupOptions,
     progress: ProgressCallback | None,
     s3_client: S3Client | None,
@@ -100,6 +119,11 @@ async def _backup(
         await dump_client(database, server)
     if server is not None and options.estimate_size:
         tracker.update(dump_bytes_estimate=server.database_size)
+    # Read before the archive is opened: a key that is missing fails with nothing written.
+    instance_entries: list[InstanceFileEntry] = []
+    instance_contents: list[bytes] = []
+    if instance_files is not None:
+        instance_entries, instance_contents = await read_instance_files(instance_files)
 
     # Unshielded until the point of no return, then shielded to the end.
     with anyio.CancelScope() as done:
@@ -150,6 +174,7 @@ async def _backup(
                 dump_part_size=options.dump_part_size,
                 storage=_open.storage_label(storage) if storage is not None else None,
                 codec=options.codec,
+                instance_files=instance_entries,
             )
             members = archive_members(
                 header,
@@ -159,11 +184,12 @@ async def _backup(
                 kms_provider=options.kms_provider,
                 progress=tracker,
                 on_manifest=manifests.append,
+                instance_files=instance_contents,
                 annotate=lambda manifest: manifest.model_copy(
                     update={
                         "file_set": account.summary() if account is not None else None,
                         "monetr": facts,
-                        "live_secrets": live_secrets(options.kms_provider, facts),
+                        "live_secrets": live_secrets(options.kms_provider, facts, instance_entries),
                     }
                 ),
             )
@@ -226,13 +252,27 @@ async def _file_set_account(
     return FileSetAccount(mode or StorageMode.REFERENCED, rows, prefix)
 
 
-def live_secrets(kms_provider: str | None, facts: MonetrFacts | None) -> str | None:
+def live_secrets(
+    kms_provider: str | None,
+    facts: MonetrFacts | None,
+    instance_files: Sequence[InstanceFileEntry] = (),
+) -> str | None:
     """The manifest's warning when the archive holds secrets usable as they are."""
+    held: list[str] = []
     if kms_provider == "plaintext" and facts is not None and facts.kms_keys:
         count = sum(key.secrets for key in facts.kms_keys)
-        return (
-            f"This archive holds live secrets: with the plaintext KMS provider the "
-            f"{count} rows of the secrets table are Plaid and Lunch Flow tokens in clear. "
-            "Keep it as you would keep those accounts."
+        held.append(
+            f"with the plaintext KMS provider the {count} rows of the secrets table are "
+            "Plaid and Lunch Flow tokens in clear"
         )
-    return None
+    kinds = {entry.kind for entry in instance_files}
+    if InstanceFileKind.PRIVATE_KEY in kinds:
+        held.append("it holds the instance's private key, with which anyone can sign sessions")
+    if InstanceFileKind.CONFIG in kinds:
+        held.append("it holds monetr's config files, which may hold its passwords and keys")
+    if not held:
+        return None
+    return (
+        f"This archive holds live secrets: {'; '.join(held)}. Keep it as you would keep "
+        "those accounts and keys."
+    )

@@ -189,6 +189,9 @@ class RestoreOptions(_Model):
     role: str | None = None
     #: What happens to a storage object whose key already exists at the target.
     overwrite: Overwrite = Overwrite.NEVER
+    #: Replace a file already at a path ``instance_files`` names; otherwise one is an
+    #: error, raised before any target is touched.
+    replace_instance_files: bool = False
     #: Least seconds between two progress snapshots (phase changes always get one).
     progress_interval: float = Field(0.5, ge=0)
     #: What opens an encrypted archive (docs/keys.md): age secret keys

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import anyio
 
@@ -25,6 +26,7 @@ __all__ = [
     "DatabaseConnectionError",
     "DatabaseError",
     "DecryptionError",
+    "InstanceFileError",
     "PgDumpError",
     "PgRestoreError",
     "StorageError",
@@ -121,6 +123,22 @@ class StorageSourceError(StorageError):
 
 class StorageTargetError(StorageError):
     """Writing a restored object to the storage target failed; none of it was left there."""
+
+
+# -- the files beside the database ------------------------------------------------------
+
+
+class InstanceFileError(BackupError):
+    """An instance file (monetr's private key, a config file) could not be read for a
+    backup or written back by a restore, or the archive does not hold the one asked for.
+
+    ``path`` is the file at fault. A restore that raises it has left nothing at any of
+    the paths it was given.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 # -- where the archive lives -------------------------------------------------------------

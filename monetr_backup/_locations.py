@@ -1,4 +1,5 @@
-"""Where things are: an archive (a file or an S3 object) and storage (a directory or a bucket).
+"""Where things are: an archive (a file or an S3 object), storage (a directory or a bucket),
+and the instance files beside the database (monetr's private key and config files).
 
 One type per backend and per kind of thing, used in both directions: the ``FileArchive``
 a backup writes is the one a restore reads, and the ``S3Storage`` a backup reads from is
@@ -15,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._config import S3Config, UploadChecksum
 from ._units import MIB, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 
-__all__ = ["DirectoryStorage", "FileArchive", "S3Archive", "S3Storage", "check_type"]
+__all__ = [
+    "DirectoryStorage",
+    "FileArchive",
+    "InstanceFiles",
+    "S3Archive",
+    "S3Storage",
+    "check_type",
+]
 
 
 class _Location(BaseModel):
@@ -82,6 +90,26 @@ class S3Storage(_Location):
     prefetch_bytes: int = Field(16 * MIB, ge=1)
     #: Restore: how the server checks each object written.
     upload_checksum: UploadChecksum = UploadChecksum.CRC32
+
+
+class InstanceFiles(_Location):
+    """The files beside monetr's database: the key that signs its sessions, its config files.
+
+    A backup reads them into the archive (each at most 1 MiB); a restore writes the
+    archive's ones to the paths named here, each with mode 0600, staged beside its path
+    and renamed into place only once the whole archive has checked out. Name a path only
+    for what the archive holds: the config files are numbered in merge order, so a
+    restore names a path for each of them or for none. ``MonetrInstance.instance_files``
+    is the instance's own.
+    """
+
+    #: monetr's ``security.privateKey``: without it every session is invalid after a restore.
+    private_key: Path | None = None
+    #: The config files monetr runs with (``-c``), in merge order; they may hold passwords.
+    config_files: tuple[Path, ...] = ()
+    #: Restore: the uid and gid of the files written. ``None``: when running as root, the
+    #: owner of the folder each goes into; otherwise the restoring user.
+    owner: tuple[int, int] | None = None
 
 
 def check_type(parameter: str, value: object, accepted: tuple[type, ...], also: str = "") -> None:

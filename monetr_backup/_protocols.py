@@ -67,8 +67,8 @@ class DumpPart:
 class DumpSource(Protocol):
     """A database dump as ``archive_members`` takes it (``open_pg_dump`` yields one).
 
-    ``parts`` are read to their end first; only then are ``wait`` (which raises if the
-    dump did not complete) and ``sha256`` (of the whole dump) asked for.
+    ``parts`` are read to their end first; only then is ``wait`` (which raises if the
+    dump did not complete) called.
     """
 
     @property
@@ -90,10 +90,6 @@ class DumpSource(Protocol):
     @property
     def server_version(self) -> str:
         """The version of the server that was dumped."""
-
-    @property
-    def sha256(self) -> str:
-        """SHA-256 of the whole dump (once every part has been read)."""
 
     async def wait(self) -> None:
         """Return once the dump is known complete; raise if it is not."""

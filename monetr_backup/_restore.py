@@ -2,6 +2,7 @@
 
 archive bytes (S3 GET, resumable / local file) --> open_tar_entries (decompress + tar)
     --> ArchiveReader (names, order, sizes, SHA-256)
+    --> instance files --> InstanceFilesTarget.write (staged beside their paths)
     --> dump chunks --> DatabaseTarget.write (pg_restore / psql, uncommitted)
     --> objects     --> StorageTarget.write  (staged, invisible)
     --> ArchiveReader.finish (the manifest check) --> commit both, or abort both
@@ -10,6 +11,7 @@ archive bytes (S3 GET, resumable / local file) --> open_tar_entries (decompress 
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
@@ -22,6 +24,8 @@ from ._file_set import object_key
 from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
 from ._keys import identities_from
+from ._local.instance_files import InstanceFilesTarget, open_instance_target
+from ._locations import InstanceFiles
 from ._postgres.pg_restore import PgRestore, open_pg_restore
 from ._postgres.snapshot import live_files
 from ._progress import Phase, ProgressCallback, ProgressTracker
@@ -54,6 +58,8 @@ class RestoreResult(BaseModel):
     #: storage target: what monetr will fail to find. ``None``: not checked (no database
     #: or storage restored, a dry run, or not a monetr database).
     missing_files: list[str] | None = None
+    #: The instance files written (the private key, the config files), at their paths.
+    instance_files_restored: list[Path] = []
 
 
 async def restore(
@@ -61,11 +67,17 @@ async def restore(
     *,
     database: PostgresConfig | None = None,
     storage: _open.StorageOutput | None = None,
+    instance_files: InstanceFiles | None = None,
     options: RestoreOptions | None = None,
     progress: ProgressCallback | None = None,
     s3_client: S3Client | None = None,
 ) -> RestoreResult:
     """Restore ``archive`` into ``database`` and/or ``storage``; leave out either to skip it.
+
+    ``instance_files`` names where the archive's private key and config files go (each
+    written with mode 0600); the archive must hold what it names, and a file already
+    there is refused unless ``replace_instance_files`` is set, both before any target is
+    touched.
 
     Every member is checked on the way (the dump against its summary, everything against
     the manifest), and nothing commits until the whole archive has checked out: the dump
@@ -80,12 +92,17 @@ async def restore(
         _open.check_storage(storage, writing=True)
     if database is not None and not isinstance(database, PostgresConfig):
         raise TypeError(f"database must be PostgresConfig, not {type(database).__name__}")
+    if instance_files is not None and not isinstance(instance_files, InstanceFiles):
+        raise TypeError(
+            f"instance_files must be InstanceFiles, not {type(instance_files).__name__}"
+        )
     options = options or RestoreOptions()
     with single_errors():
         return await _restore(
             archive,
             database=database,
             storage=storage,
+            instance_files=instance_files,
             options=options,
             progress=progress,
             s3_client=s3_client,
@@ -97,6 +114,7 @@ async def _restore(
     *,
     database: PostgresConfig | None,
     storage: _open.StorageOutput | None,
+    instance_files: InstanceFiles | None,
     options: RestoreOptions,
     progress: ProgressCallback | None,
     s3_client: S3Client | None,
@@ -113,6 +131,15 @@ async def _restore(
                 )
             )
             header = await reader.read_header()
+            keys: InstanceFilesTarget | None = None
+            if instance_files is not None:
+                # First: it only looks at paths, and may refuse before a target is touched.
+                keys = await open_instance_target(
+                    instance_files,
+                    header,
+                    replace=options.replace_instance_files,
+                    dry_run=options.dry_run,
+                )
             db: PgRestore | None = None
             if database is not None:
                 dump_format = _restorable(header, options)
@@ -135,13 +162,17 @@ async def _restore(
                     )
                 )
             try:
-                manifest = await _write_all(reader, header, db, files, tracker)
+                manifest = await _write_all(
+                    reader, header, db=db, files=files, keys=keys, tracker=tracker
+                )
                 # A cancellation already requested (from a progress callback, which runs in
                 # this task) may have reached the stages' own tasks but not this one: it
                 # must be taken here, before the shield, as in _backup().
                 await anyio.lowlevel.checkpoint_if_cancelled()
             except BaseException:
                 with anyio.CancelScope(shield=True):
+                    if keys is not None:
+                        await keys.abort()
                     if files is not None:
                         await files.abort()
                     if db is not None:
@@ -161,6 +192,8 @@ async def _restore(
                 if db is not None:
                     await db.commit()
             except BaseException:
+                if keys is not None:
+                    await keys.abort()
                 if files is not None:
                     await files.abort()
                 raise
@@ -172,6 +205,8 @@ async def _restore(
                     # Too late to undo the database; what is left staged goes, and the
                     # error says what did commit.
                     await files.abort()
+                    if keys is not None:
+                        await keys.abort()
                     if database is not None and not options.dry_run:
                         exc.add_note(
                             f"the database {database.database!r} was restored and committed "
@@ -180,6 +215,18 @@ async def _restore(
                     raise
                 if database is not None and not options.dry_run:
                     missing_files = await _missing_files(database, files)
+            if keys is not None:
+                # Last: renames in folders already checked, the least likely to fail.
+                try:
+                    await keys.commit()
+                except BaseException as exc:
+                    await keys.abort()
+                    if (database is not None or files is not None) and not options.dry_run:
+                        exc.add_note(
+                            "the database and storage asked for were restored and committed "
+                            "before the instance files failed"
+                        )
+                    raise
     tracker.phase(Phase.DONE)
     outcome = files.outcome if files is not None else None
     return RestoreResult(
@@ -193,6 +240,7 @@ async def _restore(
         objects_skipped=outcome.skipped if outcome else [],
         conflicts=outcome.conflicts if outcome else [],
         missing_files=missing_files,
+        instance_files_restored=keys.restored if keys is not None else [],
     )
 
 
@@ -211,11 +259,16 @@ def _restorable(header: Header, options: RestoreOptions) -> DumpFormat:
 async def _write_all(
     reader: ArchiveReader,
     header: Header,
+    *,
     db: DatabaseTarget | None,
     files: StorageTarget | None,
+    keys: InstanceFilesTarget | None,
     tracker: ProgressTracker,
 ) -> Manifest:
     """Every member into its target, uncommitted; returns the manifest once all checked out."""
+    async for entry, item in reader.instance_files():
+        if keys is not None:
+            await keys.write(entry, item)
     if header.dump_format is not None:
         tracker.phase(Phase.RESTORING_DATABASE if db is not None else Phase.CHECKING_DUMP)
         async for chunk in reader.dump_chunks():

@@ -36,6 +36,8 @@ from ._format.documents import (
     DumpSummary,
     FileSet,
     FileSetKind,
+    InstanceFileEntry,
+    InstanceFileKind,
     KmsKey,
     MemberEntry,
     MonetrFacts,
@@ -50,6 +52,7 @@ from ._local.directory_source import directory_objects
 from ._local.directory_target import DirectoryTarget
 from ._local.file_reader import file_bytes
 from ._local.file_sink import FileSink, open_file_sink
+from ._local.instance_files import InstanceFilesTarget, open_instance_target, read_instance_files
 from ._postgres.pg_dump import PgDump, open_pg_dump
 from ._postgres.pg_restore import PgRestore, open_pg_restore
 from ._progress import ProgressTracker
@@ -86,6 +89,7 @@ __all__ = [  # noqa: RUF022
     "PgDump",
     "directory_objects",
     "open_pg_dump",
+    "read_instance_files",
     "open_s3_objects",
     "s3_objects",
     # Backup: the archive
@@ -109,12 +113,16 @@ __all__ = [  # noqa: RUF022
     "s3_bytes",
     # Restore: targets
     "DirectoryTarget",
+    "InstanceFilesTarget",
     "PgRestore",
     "S3Target",
+    "open_instance_target",
     "open_pg_restore",
     # The archive's documents, beyond the header and manifest
     "FileSet",
     "FileSetKind",
+    "InstanceFileEntry",
+    "InstanceFileKind",
     "KmsKey",
     "MemberEntry",
     "MonetrFacts",

@@ -1,11 +1,13 @@
 """Tar members -> checked archive contents (the reverse of ``members``).
 
-:class:`ArchiveReader` walks a format v1 archive in order and refuses anything that
-does not fit: a member that is not a regular file, a name that could escape the top
-folder, dump parts missing, duplicated or out of order, a size or SHA-256 that differs
-from the dump summary or the manifest. Callers read it in three steps, matching the
-archive's layout: :meth:`~ArchiveReader.dump_chunks`, :meth:`~ArchiveReader.objects`,
-:meth:`~ArchiveReader.finish`.
+:class:`ArchiveReader` walks a format v2 (or v1) archive in order and refuses anything
+that does not fit: a member that is not a regular file, a name that could escape the top
+folder, instance files other than the header announced, dump parts missing, duplicated
+or out of order, a size or SHA-256 that differs from the dump summary or the manifest.
+Callers read it in steps, matching the archive's layout: :meth:`~ArchiveReader.read_header`,
+:meth:`~ArchiveReader.instance_files`, :meth:`~ArchiveReader.dump_chunks`,
+:meth:`~ArchiveReader.objects`, :meth:`~ArchiveReader.finish` (a step left out is read
+and checked all the same).
 """
 
 from __future__ import annotations
@@ -19,17 +21,28 @@ from pydantic import BaseModel, ValidationError
 
 from .._errors import ChecksumError, CorruptArchiveError, UnsafeMemberError
 from .._protocols import StoredObject
-from .documents import DumpSummary, Header, Manifest, MemberEntry
+from .documents import (
+    DumpSummary,
+    Header,
+    InstanceFileEntry,
+    InstanceFileKind,
+    Manifest,
+    MemberEntry,
+)
 from .layout import (
     DUMP_SUMMARY_NAME,
-    FORMAT_VERSION,
     HEADER_NAME,
     MANIFEST_NAME,
+    MAX_INSTANCE_FILE_SIZE,
+    PRIVATE_KEY_NAME,
+    READABLE_VERSIONS,
     STORAGE_DIR,
+    config_file_name,
     dump_part_name,
     parse_dump_part_name,
     unsafe_path_reason,
 )
+from .members import parts_digest
 from .tar_read import TarEntry
 
 __all__ = ["ArchiveReader"]
@@ -54,8 +67,34 @@ def check_name(name: str) -> None:
         raise UnsafeMemberError(f"unsafe member name: {reason}", member=name)
 
 
+def check_instance_entries(header: Header) -> None:
+    """The header's instance files must be named as the format names them, in its order.
+
+    A private key (at most one) comes first, then ``config-1``, ``config-2``, ...: so a
+    member name that could land anywhere else is refused before anything is read.
+    """
+    if header.instance_files and header.format_version < 2:
+        raise CorruptArchiveError(
+            "a format v1 header announces instance files",
+            member=f"{header.top_folder}/{HEADER_NAME}",
+        )
+    configs = 0
+    for index, entry in enumerate(header.instance_files):
+        if entry.kind is InstanceFileKind.PRIVATE_KEY:
+            expected = PRIVATE_KEY_NAME if index == 0 else None
+        else:
+            configs += 1
+            expected = config_file_name(configs)
+        if entry.name != expected:
+            raise CorruptArchiveError(
+                f"the header announces an instance file named {entry.name!r} for a "
+                f"{entry.kind.value}, not {expected!r}",
+                member=f"{header.top_folder}/{HEADER_NAME}",
+            )
+
+
 class ArchiveReader:
-    """Reads and checks a format v1 archive from a stream of tar entries.
+    """Reads and checks a format v2 or v1 archive from a stream of tar entries.
 
     With ``strict`` off, checksum problems are collected in :attr:`problems` instead of
     raised, so one pass can name every damaged member (that is what ``verify`` wants).
@@ -75,6 +114,7 @@ class ArchiveReader:
         self._top = ""
         self._pending: TarEntry | None = None
         self._current: TarEntry | None = None
+        self._instance_read = False
 
     async def _next(self) -> TarEntry | None:
         if self._pending is not None:
@@ -127,7 +167,7 @@ class ArchiveReader:
             ) from exc
 
     async def read_header(self) -> Header:
-        """Read the first member, which must be the header of a format v1 archive."""
+        """Read the first member, which must be the header of a format v2 or v1 archive."""
         entry = await self._next()
         if entry is None:
             raise CorruptArchiveError("empty archive: no members")
@@ -139,12 +179,46 @@ class ArchiveReader:
             )
         self._top = top
         header = await self._document(entry, Header)
-        if header.format_version != FORMAT_VERSION:
+        if header.format_version not in READABLE_VERSIONS:
             raise CorruptArchiveError(
-                f"unsupported archive format version {header.format_version}", member=entry.name
+                f"unsupported archive format version {header.format_version} (this library "
+                f"reads {', '.join(map(str, sorted(READABLE_VERSIONS)))})",
+                member=entry.name,
             )
+        check_instance_entries(header)
         self.header = header
         return header
+
+    async def instance_files(self) -> AsyncIterator[tuple[InstanceFileEntry, StoredObject]]:
+        """Yield each instance file the header announces, in its order (none before v2).
+
+        Their digests are checked with everything else, by :meth:`finish`: nothing read
+        here may be published before it returns.
+        """
+        assert self.header is not None, "read_header() first"
+        if self._instance_read:
+            return
+        self._instance_read = True
+        for announced in self.header.instance_files:
+            entry = await self._next()
+            if entry is None:
+                raise CorruptArchiveError("archive ends inside the instance files: truncated")
+            if self._relative(entry) != announced.name:
+                raise CorruptArchiveError(
+                    f"expected {announced.name}, which the header announces", member=entry.name
+                )
+            if entry.size > MAX_INSTANCE_FILE_SIZE:
+                raise CorruptArchiveError(
+                    f"instance file is implausibly large ({entry.size} bytes, at most "
+                    f"{MAX_INSTANCE_FILE_SIZE})",
+                    member=entry.name,
+                )
+            yield announced, StoredObject(announced.name, entry.size, entry.chunks)
+
+    async def _skip_instance_files(self) -> None:
+        async for _, item in self.instance_files():
+            async for _chunk in item.chunks:
+                pass
 
     async def dump_chunks(self) -> AsyncIterator[bytes]:
         """Yield the dump parts in order as one stream, ending only once it is verified.
@@ -154,7 +228,10 @@ class ArchiveReader:
         consumer that holds back the last chunk until the end never delivers a bad dump.
         """
         assert self.header is not None, "read_header() first"
-        whole = hashlib.sha256()
+        await self._skip_instance_files()
+        # v1 summaries hold the whole stream's digest; v2 ones a digest of the parts'.
+        whole = hashlib.sha256() if self.header.format_version == 1 else None
+        digests: list[str] = []
         total = count = 0
         part_size = self.header.dump_part_size
         short_part: str | None = None
@@ -185,8 +262,11 @@ class ArchiveReader:
             if entry.size < part_size:
                 short_part = entry.name
             async for chunk in entry.chunks:
-                whole.update(chunk)
+                if whole is not None:
+                    whole.update(chunk)
                 yield chunk
+            assert entry.sha256 is not None  # set once its content has been read
+            digests.append(entry.sha256)
             count += 1
             total += entry.size
         summary_name = f"{self._top}/{DUMP_SUMMARY_NAME}"
@@ -205,10 +285,17 @@ class ArchiveReader:
                     member=summary_name,
                 )
             )
-        if summary.sha256 != whole.hexdigest():
+        if whole is not None and summary.sha256 != whole.hexdigest():
             self._problem(
                 ChecksumError(
                     "SHA-256 of the dump stream does not match the dump summary",
+                    member=summary_name,
+                )
+            )
+        if whole is None and summary.parts_sha256 != parts_digest(digests):
+            self._problem(
+                ChecksumError(
+                    "the digest of the dump parts' SHA-256 does not match the dump summary",
                     member=summary_name,
                 )
             )
@@ -216,6 +303,7 @@ class ArchiveReader:
 
     async def objects(self) -> AsyncIterator[StoredObject]:
         """Yield each storage object; stops at the manifest (read it with :meth:`finish`)."""
+        await self._skip_instance_files()
         prefix = f"{STORAGE_DIR}/"
         while True:
             entry = await self._next()
@@ -231,6 +319,7 @@ class ArchiveReader:
 
     async def finish(self) -> Manifest:
         """Read the manifest and check every member against it; nothing may follow it."""
+        await self._skip_instance_files()
         entry = await self._next()
         if entry is None or self._relative(entry) != MANIFEST_NAME:
             raise CorruptArchiveError("archive ends before its manifest: truncated")
@@ -281,6 +370,8 @@ def _check_totals(
     problems: list[tuple[str, str]] = []
     if manifest.top_folder != top or (header is not None and header.top_folder != top):
         problems.append((name, f"top folder is {top!r}, the header or manifest says otherwise"))
+    if header is not None and manifest.format_version != header.format_version:
+        problems.append((name, "format_version differs from the header's"))
     if manifest.member_count != len(manifest.members):
         problems.append((name, "member_count does not match the members listed"))
     if manifest.total_bytes != sum(entry.size for entry in manifest.members):

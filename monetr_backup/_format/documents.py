@@ -1,8 +1,9 @@
-"""The JSON documents inside an archive: header, dump summary, manifest (format v1)."""
+"""The JSON documents inside an archive: header, dump summary, manifest (format v2, reads v1)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +15,8 @@ __all__ = [
     "FileSet",
     "FileSetKind",
     "Header",
+    "InstanceFileEntry",
+    "InstanceFileKind",
     "KmsKey",
     "Manifest",
     "MemberEntry",
@@ -34,6 +37,25 @@ class _Doc(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+class InstanceFileKind(StrEnum):
+    """What an instance file is."""
+
+    #: monetr's ``security.privateKey``: the ed25519 key that signs session tokens.
+    PRIVATE_KEY = "private_key"
+    #: One of the config files monetr was started with (``-c``), in merge order.
+    CONFIG = "config"
+
+
+class InstanceFileEntry(_Doc):
+    """A file from beside the database that the archive holds (format v2)."""
+
+    #: The member's name under the top folder: ``instance/private-key``, ``instance/config-N``.
+    name: str
+    kind: InstanceFileKind
+    #: The path it was read from, for whoever restores it by hand.
+    source: str
+
+
 class Header(_Doc):
     """The first member: what the archive holds and who wrote it."""
 
@@ -46,6 +68,8 @@ class Header(_Doc):
     dump_part_size: int
     storage: str | None = Field(description="Where storage objects came from, if anywhere.")
     codec: Codec
+    #: The instance files that follow the header, in order (format v2; none in v1).
+    instance_files: list[InstanceFileEntry] = Field(default_factory=list)
 
 
 class DumpSummary(_Doc):
@@ -54,7 +78,12 @@ class DumpSummary(_Doc):
     total_bytes: int
     part_count: int
     part_size: int
-    sha256: str
+    #: Format v1 only: SHA-256 of the whole dump.
+    sha256: str | None = None
+    #: Format v2: SHA-256 of the parts' SHA-256 digests, each as 64 hex digits and a
+    #: newline, in order (what ``sha256sum`` prints for the manifest's part digests, fed
+    #: to it as lines). Free to compute: every part is hashed for the manifest anyway.
+    parts_sha256: str | None = None
     dump_format: DumpFormat
     pg_dump_version: str
     server_version: str

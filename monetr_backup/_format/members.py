@@ -1,14 +1,15 @@
-"""Sources -> the ordered member sequence of archive format v1.
+"""Sources -> the ordered member sequence of archive format v2.
 
-``archive_members`` is the one place that knows the layout: header first, dump parts,
-the dump summary, storage objects, manifest last. The :class:`Ledger` hashes every
-member on its way to the tar encoder, so the manifest describes exactly what was written.
+``archive_members`` is the one place that knows the layout: header first, the instance
+files, dump parts, the dump summary, storage objects, manifest last. The :class:`Ledger`
+hashes every member on its way to the tar encoder, so the manifest describes exactly what
+was written.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -21,14 +22,20 @@ from .layout import (
     DUMP_SUMMARY_NAME,
     HEADER_NAME,
     MANIFEST_NAME,
+    MAX_INSTANCE_FILE_SIZE,
     dump_part_name,
     storage_member_name,
 )
 
-__all__ = ["SKIPPED_LISTED", "archive_members"]
+__all__ = ["SKIPPED_LISTED", "archive_members", "parts_digest"]
 
 #: How many skipped objects the manifest names; ``skipped_count`` has them all.
 SKIPPED_LISTED = 1000
+
+
+def parts_digest(part_digests: Sequence[str]) -> str:
+    """The dump summary's ``parts_sha256``: SHA-256 of the hex digests, one per line."""
+    return hashlib.sha256("".join(f"{digest}\n" for digest in part_digests).encode()).hexdigest()
 
 
 def _json(document: BaseModel) -> bytes:
@@ -82,10 +89,12 @@ async def archive_members(
     progress: ProgressTracker | None = None,
     on_manifest: Callable[[Manifest], None] | None = None,
     annotate: Callable[[Manifest], Manifest] | None = None,
+    instance_files: Sequence[bytes] = (),
 ) -> AsyncIterator[Member]:
-    """Yield the members of a format v1 archive in order; the manifest goes to ``on_manifest``.
+    """Yield the members of a format v2 archive in order; the manifest goes to ``on_manifest``.
 
-    Members go under ``header.top_folder``. ``skipped`` lists the storage objects a
+    Members go under ``header.top_folder``. ``instance_files`` holds the content of each
+    file ``header.instance_files`` announces, in its order. ``skipped`` lists the storage objects a
     source passed over; it is read when the manifest is written, after the last object,
     and ``annotate`` may then add what only the caller knows (a monetr database's file
     set, its schema version and KMS keys) before the manifest is written.
@@ -98,17 +107,29 @@ async def archive_members(
             f"the header says {header.dump_format} parts of {header.dump_part_size} bytes; "
             f"the dump has {dump.dump_format} parts of {dump.part_size} bytes"
         )
+    if len(instance_files) != len(header.instance_files):
+        raise ValueError(
+            f"the header announces {len(header.instance_files)} instance files; "
+            f"{len(instance_files)} were given"
+        )
+    if any(len(data) > MAX_INSTANCE_FILE_SIZE for data in instance_files):
+        # Readers refuse a bigger one: such an archive would not restore.
+        raise ValueError(f"an instance file is over {MAX_INSTANCE_FILE_SIZE} bytes")
     progress = progress or ProgressTracker(None)
     ledger = Ledger(header.top_folder, header.created_at.timestamp())
     yield ledger.document(HEADER_NAME, header)
+    for entry, data in zip(header.instance_files, instance_files, strict=True):
+        yield ledger.hashed(entry.name, [data], hashlib.sha256(data).hexdigest())
 
     dump_bytes = 0
     if dump is not None:
         progress.phase(Phase.DUMPING_DATABASE)
         count = 0
+        digests: list[str] = []
         async for part in dump.parts:
             count += 1
             member = ledger.hashed(dump_part_name(count), part.blocks, part.sha256)
+            digests.append(part.sha256)
             yield member
             dump_bytes += member.size
             progress.add(dump_bytes=member.size)
@@ -117,7 +138,7 @@ async def archive_members(
             total_bytes=dump_bytes,
             part_count=count,
             part_size=dump.part_size,
-            sha256=dump.sha256,
+            parts_sha256=parts_digest(digests),
             dump_format=dump.dump_format,
             pg_dump_version=dump.version,
             server_version=dump.server_version,

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .._config import PostgresConfig, S3Config
-from .._locations import DirectoryStorage, S3Storage
+from .._locations import DirectoryStorage, InstanceFiles, S3Storage
 from .config import Settings, read_settings
 
 __all__ = ["DEFAULT_CONFIG_FILES", "MonetrInstance"]
@@ -47,6 +47,17 @@ class MonetrInstance(BaseModel):
     private_key_path: Path = DEFAULT_PRIVATE_KEY
     #: The files read, in the order they were merged.
     config_files: tuple[Path, ...] = ()
+
+    @property
+    def instance_files(self) -> InstanceFiles:
+        """The private key and config files, as :func:`~monetr_backup.backup` takes them.
+
+        They hold secrets (the key signs every session; a config file may hold the
+        database password and S3 keys): an archive with them says so in its manifest's
+        ``live_secrets``. Leave out either with ``model_copy``, e.g.
+        ``instance.instance_files.model_copy(update={"config_files": ()})``.
+        """
+        return InstanceFiles(private_key=self.private_key_path, config_files=self.config_files)
 
     @classmethod
     def from_config(

@@ -74,17 +74,16 @@ def read_part(fd: int, size: int) -> list[bytes]:
     return blocks
 
 
-def read_hashed_part(fd: int, size: int, whole: hashlib._Hash) -> DumpPart:
-    """Blocking: :func:`read_part`, hashing the part and adding it to ``whole``.
+def read_hashed_part(fd: int, size: int) -> DumpPart:
+    """Blocking: :func:`read_part`, hashing the part.
 
     Hashing here, in the reader thread that mostly waits for pg_dump anyway, keeps the
-    two SHA-256 passes off the path of compression.
+    SHA-256 pass off the path of compression.
     """
     blocks = read_part(fd, size)
     digest = hashlib.sha256()
     for block in blocks:
         digest.update(block)
-        whole.update(block)
     return DumpPart(blocks, digest.hexdigest())
 
 
@@ -98,7 +97,6 @@ class PgDump:
         self,
         tool: Tool,
         parts: MemoryObjectReceiveStream[DumpPart],
-        whole: hashlib._Hash,
         *,
         dump_format: DumpFormat,
         part_size: int,
@@ -106,7 +104,6 @@ class PgDump:
         server_version: str,
     ) -> None:
         self._tool = tool
-        self._whole = whole
         #: The dump in parts of exactly ``part_size`` bytes (the last may be shorter).
         self.parts: AsyncIterator[DumpPart] = parts
         self.dump_format = dump_format
@@ -120,11 +117,6 @@ class PgDump:
     def pid(self) -> int:
         """The subprocess's process id."""
         return self._tool.process.pid
-
-    @property
-    def sha256(self) -> str:
-        """SHA-256 of the whole dump read so far (all of it, once the parts are done)."""
-        return self._whole.hexdigest()
 
     async def wait(self) -> None:
         """Wait for pg_dump to exit; raise :class:`PgDumpError` unless it succeeded.
@@ -188,14 +180,11 @@ async def open_pg_dump(
             # Only pg_dump may hold the write end, so its exit is our end of file.
             os.close(write_fd)
         send, receive = anyio.create_memory_object_stream[DumpPart](read_ahead)
-        whole = hashlib.sha256()
 
         async def read_parts() -> None:
             async with send:
                 while True:
-                    part = await anyio.to_thread.run_sync(
-                        read_hashed_part, read_fd, part_size, whole
-                    )
+                    part = await anyio.to_thread.run_sync(read_hashed_part, read_fd, part_size)
                     if not part.blocks:
                         break
                     try:
@@ -212,7 +201,6 @@ async def open_pg_dump(
                     yield PgDump(
                         tool,
                         receive,
-                        whole,
                         dump_format=dump_format,
                         part_size=part_size,
                         version=version,

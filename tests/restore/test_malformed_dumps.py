@@ -18,12 +18,19 @@ from support.samples import PART_SIZE, RESTRICT_KEY
 pytestmark = pytest.mark.anyio
 
 
-def summary_json(parts: list[bytes], *, sha256: str | None = None) -> bytes:
+def summary_json(
+    parts: list[bytes], *, parts_sha256: str | None = None, v1_sha256: str | None = None
+) -> bytes:
+    """A dump summary of ``parts`` (format v2 unless ``v1_sha256`` is given)."""
+    digests = "".join(f"{hashlib.sha256(part).hexdigest()}\n" for part in parts)
     summary = stages.DumpSummary(
         total_bytes=sum(map(len, parts)),
         part_count=len(parts),
         part_size=PART_SIZE,
-        sha256=sha256 or hashlib.sha256(b"".join(parts)).hexdigest(),
+        sha256=v1_sha256,
+        parts_sha256=None
+        if v1_sha256
+        else parts_sha256 or hashlib.sha256(digests.encode()).hexdigest(),
         dump_format=mb.DumpFormat.PLAIN,
         pg_dump_version="pg_dump (PostgreSQL) 15.18",
         server_version="15.18",
@@ -39,6 +46,9 @@ assert len(FULL_PART) == PART_SIZE
 
 
 PLAIN_HEADER = regular(f"{TOP}/header.json", header_json(TOP, dump_format=mb.DumpFormat.PLAIN))
+V1_PLAIN_HEADER = regular(
+    f"{TOP}/header.json", header_json(TOP, dump_format=mb.DumpFormat.PLAIN, format_version=1)
+)
 
 
 MALFORMED_DUMPS = {
@@ -59,7 +69,19 @@ MALFORMED_DUMPS = {
         [
             regular(f"{TOP}/dump/part-000001", FULL_PART),
             regular(f"{TOP}/dump/part-000002", SQL),
-            regular(f"{TOP}/dump/summary.json", summary_json([FULL_PART, SQL], sha256="0" * 64)),
+            regular(
+                f"{TOP}/dump/summary.json", summary_json([FULL_PART, SQL], parts_sha256="0" * 64)
+            ),
+        ],
+        "the digest of the dump parts",
+    ),
+    # Format v1 archives are still read: their summary holds the whole dump's digest.
+    "v1-summary-sha256-differs": (
+        [
+            V1_PLAIN_HEADER,
+            regular(f"{TOP}/dump/part-000001", FULL_PART),
+            regular(f"{TOP}/dump/part-000002", SQL),
+            regular(f"{TOP}/dump/summary.json", summary_json([FULL_PART, SQL], v1_sha256="0" * 64)),
         ],
         "SHA-256 of the dump stream",
     ),
@@ -82,7 +104,8 @@ async def test_malformed_dump_section(
     already run the first of two parts) is rolled back: the database is as before."""
     members, message = MALFORMED_DUMPS[case]
     archive = tmp_path / "malformed.tar"
-    archive.write_bytes(build_tar([PLAIN_HEADER, *members]))
+    has_header = members[0][0].name.endswith("/header.json")
+    archive.write_bytes(build_tar(members if has_header else [PLAIN_HEADER, *members]))
     target = databases.create()
     before = pg.pg_dump_text(target, restrict_key=RESTRICT_KEY)
     with pytest.raises(mb.CorruptArchiveError, match=message):

@@ -94,6 +94,8 @@ class Extracted:
     summary: DumpSummary | None
     dump: bytes
     objects: dict[str, bytes]
+    #: member name (``instance/private-key``, ...) -> content, as the header announces them.
+    instance: dict[str, bytes]
 
 
 def extract(tar_bytes: bytes, dest: Path) -> Extracted:
@@ -123,7 +125,7 @@ def extract(tar_bytes: bytes, dest: Path) -> Extracted:
     def read(name: str) -> bytes:
         return (dest / top / name).read_bytes()
 
-    # Layout: header, dump parts 1..N, summary, storage objects, manifest last.
+    # Layout: header, instance files, dump parts 1..N, summary, storage objects, manifest last.
     assert relative[0] == "header.json"
     assert relative[-1] == "manifest.json"
     header = Header.model_validate_json(read("header.json"))
@@ -131,6 +133,11 @@ def extract(tar_bytes: bytes, dest: Path) -> Extracted:
     assert header.top_folder == manifest.top_folder == top
 
     position = 1
+    instance: dict[str, bytes] = {}
+    for announced in header.instance_files:
+        assert relative[position] == announced.name
+        instance[announced.name] = read(announced.name)
+        position += 1
     parts: list[bytes] = []
     while relative[position].startswith("dump/part-"):
         assert relative[position] == f"dump/part-{len(parts) + 1:06d}"
@@ -146,7 +153,8 @@ def extract(tar_bytes: bytes, dest: Path) -> Extracted:
         assert all(len(part) == summary.part_size for part in parts[:-1])
         assert 0 < len(parts[-1]) <= summary.part_size
         assert summary.total_bytes == sum(map(len, parts))
-        assert summary.sha256 == sha256(b"".join(parts))
+        assert summary.sha256 is None  # v1's whole-dump digest; v2 has the parts' instead
+        assert summary.parts_sha256 == sha256("".join(f"{sha256(p)}\n" for p in parts).encode())
         assert summary.dump_format == header.dump_format
         assert summary.pg_dump_version.startswith("pg_dump (PostgreSQL)")
     else:
@@ -167,7 +175,7 @@ def extract(tar_bytes: bytes, dest: Path) -> Extracted:
     assert manifest.object_count == len(objects)
     assert manifest.object_bytes == sum(map(len, objects.values()))
     assert manifest.created_at == header.created_at <= manifest.completed_at
-    assert json.loads(read("manifest.json"))["format_version"] == 1
+    assert json.loads(read("manifest.json"))["format_version"] == 2
     return Extracted(
         root=dest,
         top=top,
@@ -177,6 +185,7 @@ def extract(tar_bytes: bytes, dest: Path) -> Extracted:
         summary=summary,
         dump=b"".join(parts),
         objects=objects,
+        instance=instance,
     )
 
 
@@ -242,9 +251,21 @@ def truncate_file(path: Path, fraction: float) -> None:
 TOP = "monetr-backup-20240305T141502Z"
 
 
-def header_json(top: str, *, dump_format: mb.DumpFormat | None = None) -> bytes:
-    """A valid ``header.json`` for an archive with top folder ``top``."""
+def header_json(
+    top: str,
+    *,
+    dump_format: mb.DumpFormat | None = None,
+    format_version: int = 2,
+    instance_files: list[tuple[str, str]] = [],  # noqa: B006 (read only)
+) -> bytes:
+    """A valid ``header.json`` for an archive with top folder ``top`` (``instance_files``:
+    (member name, kind) as announced, valid or not)."""
     header = mb.Header(
+        format_version=format_version,
+        instance_files=[
+            {"name": name, "kind": kind, "source": f"/etc/monetr/{kind}"}
+            for name, kind in instance_files
+        ],
         created_at=datetime(2024, 3, 5, 14, 15, 2, tzinfo=UTC),
         library_version=mb.__version__,
         top_folder=top,

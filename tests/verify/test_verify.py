@@ -72,7 +72,7 @@ async def test_inspect(sample: Sample) -> None:
     assert info.manifest == manifest
     header = info.header
     assert (header.format_version, header.dump_format, header.codec) == (
-        1,
+        2,
         mb.DumpFormat.PLAIN,
         mb.Codec.GZIP,
     )
