@@ -3,6 +3,7 @@ verify and inspect make of it with the identity, without it, and with a wrong on
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anyio
@@ -175,3 +176,22 @@ def test_options_refuse_bad_keys_without_quoting_them() -> None:
     with pytest.raises(ValueError, match=r"identities\[0\]") as raised:
         mb.RestoreOptions(identities=(secret,))
     assert_no_secret_in_error(raised.value, [secret, "Q" * 20])
+
+
+async def test_instance_files_are_not_in_clear(sample: Sample, tmp_path: Path) -> None:
+    """monetr's session-signing key goes into the archive (format v2): encrypted, not a
+    byte of it is in the file, and ``age -d`` gives it back inside the tar."""
+    key = age_keygen(tmp_path / "key.txt")
+    private_key = tmp_path / "monetr-private.pem"
+    marker = b"-----BEGIN PRIVATE KEY-----\nmonetr-signing-key-" + os.urandom(16).hex().encode()
+    private_key.write_bytes(marker + b"\n-----END PRIVATE KEY-----\n")
+    path = tmp_path / "a.tar.gz.age"
+    await mb.backup(
+        mb.FileArchive(path=path),
+        storage=mb.DirectoryStorage(path=sample.storage),
+        instance_files=mb.InstanceFiles(private_key=private_key),
+        options=mb.BackupOptions(recipients=(key.recipient,), codec=mb.Codec.NONE),
+    )
+    assert marker not in path.read_bytes()
+    age_decrypt(path, key.path, tmp_path / "a.tar")
+    assert marker in (tmp_path / "a.tar").read_bytes()
