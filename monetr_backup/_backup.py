@@ -3,13 +3,14 @@
 private key, config files --read whole-----+
 pg_dump stdout --open_pg_dump--> dump parts --+
 storage objects ----------------------------+--archive_members--> encode_tar
-    --> compress --> ArchiveSink (S3 multipart upload, local file, or yours)
+    --> compress [--> encrypt, to age recipients]
+    --> ArchiveSink (S3 multipart upload, local file, or yours)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from datetime import UTC, datetime
 
 import anyio
@@ -30,8 +31,10 @@ from ._format.documents import (
     MonetrFacts,
     SkippedObject,
 )
+from ._format.encrypt import encrypt
 from ._format.members import archive_members
 from ._format.tar_write import encode_tar
+from ._keys import recipients_from
 from ._local.instance_files import read_instance_files
 from ._locations import DirectoryStorage, InstanceFiles, S3Storage
 from ._postgres.lock import backup_lock
@@ -206,8 +209,15 @@ async def _backup(
                     }
                 ),
             )
+            chunks = compress(encode_tar(members), options.codec, options.level)
+            if options.recipients:
+                # compress -> encrypt -> sink: the header and manifest are inside the age
+                # stream. Closed with the stack, so its thread ends with the backup.
+                chunks = await stack.enter_async_context(
+                    aclosing(encrypt(chunks, recipients_from(options.recipients)))
+                )
             try:
-                async for chunk in compress(encode_tar(members), options.codec, options.level):
+                async for chunk in chunks:
                     await sink.write(chunk)
                     tracker.add(archive_bytes=len(chunk))
                 if not manifests:
@@ -231,15 +241,14 @@ async def _backup(
                 with anyio.CancelScope(shield=True):
                     await sink.abort()
                 raise
-            # Committed: the catalog entry, which never raises (see _catalog/record.py). The
-            # recipients come from the encryption work (issue 11 item 1) once it is merged.
+            # Committed: the catalog entry, which never raises (see _catalog/record.py).
             await record_backup(
                 archive,
                 sink,
                 header=header,
                 manifest=manifests[0],
                 dump=dump,
-                recipients=getattr(options, "recipients", ()),
+                recipients=options.recipients,
                 s3_client=s3_client,
             )
     tracker.phase(Phase.DONE)

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
+from ._keys import identities_from, parse_recipient
 from ._units import MIB
 
 __all__ = [
@@ -193,6 +194,16 @@ class RestoreOptions(_Model):
     replace_instance_files: bool = False
     #: Least seconds between two progress snapshots (phase changes always get one).
     progress_interval: float = Field(0.5, ge=0)
+    #: What opens an encrypted archive (docs/keys.md): age secret keys
+    #: (``AGE-SECRET-KEY-1...``), the text of identity files, or unencrypted SSH private
+    #: keys. Needed only for an encrypted archive; one of them must match its recipients.
+    identities: tuple[Secret, ...] = ()
+
+    @field_validator("identities")
+    @classmethod
+    def _check_identities(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        identities_from(value)  # a ValueError names the wrong one by index, never its text
+        return value
 
 
 class BackupOptions(_Model):
@@ -217,3 +228,18 @@ class BackupOptions(_Model):
     replace_archive: bool = False
     #: Least seconds between two progress snapshots (phase changes always get one).
     progress_interval: float = Field(0.5, ge=0)
+    #: Encrypt the archive to these age recipients (docs/keys.md): ``age1...`` public keys
+    #: or SSH public keys (``ssh-ed25519 ...``, ``ssh-rsa ...``). The compressed stream is
+    #: encrypted (age v1), header and manifest included; any one recipient's identity
+    #: opens it. Empty: not encrypted.
+    recipients: tuple[str, ...] = ()
+
+    @field_validator("recipients")
+    @classmethod
+    def _check_recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for index, text in enumerate(value):
+            try:
+                parse_recipient(text)
+            except ValueError as exc:
+                raise ValueError(f"recipients[{index}]: {exc}") from None
+        return tuple(text.strip() for text in value)

@@ -27,6 +27,7 @@ __all__ = [
     "CorruptArchiveError",
     "DatabaseConnectionError",
     "DatabaseError",
+    "DecryptionError",
     "InstanceFileError",
     "PgDumpError",
     "PgRestoreError",
@@ -177,6 +178,15 @@ class CatalogError(ArchiveLocationError):
     :func:`prune` raises it before deleting anything when the listing is incomplete or
     any entry cannot be read; a delete that fails stops it there, and the error's notes
     name what was deleted before.
+    """
+
+
+# -- the keys of an encrypted archive ---------------------------------------------------
+
+
+class DecryptionError(BackupError):
+    """The archive is encrypted (age) and no identity given opens it: none was given, or
+    none matches its recipients. Raised before any target is touched; never quotes a key.
     """
 
 

@@ -7,13 +7,15 @@ whatever a stage holds (a client, a file, background tasks) ends with the operat
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 
 from ._config import Overwrite
 from ._format.archive_reader import ArchiveReader
+from ._format.decrypt import open_decrypted
 from ._format.documents import SkippedObject
 from ._format.tar_read import open_tar_entries
+from ._keys import Identity
 from ._local.directory_source import directory_objects
 from ._local.directory_target import DirectoryTarget
 from ._local.file_reader import file_bytes
@@ -177,11 +179,14 @@ async def archive_reader(
     *,
     strict: bool = True,
     tracker: ProgressTracker | None = None,
+    identities: Sequence[Identity] = (),
 ) -> AsyncIterator[ArchiveReader]:
-    """A checking reader of ``archive``: bytes -> decompressed tar entries -> contents."""
+    """A checking reader of ``archive``: bytes [-> decrypted] -> decompressed tar entries
+    -> contents. An encrypted archive's identity is checked on entering, before any read."""
     async with (
         archive_bytes(archive, s3_client, tracker) as chunks,
-        open_tar_entries(chunks) as entries,
+        open_decrypted(chunks, identities) as plain,
+        open_tar_entries(plain) as entries,
     ):
         yield ArchiveReader(entries, strict=strict)
 

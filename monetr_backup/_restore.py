@@ -23,6 +23,7 @@ from ._errors import BackupError, PgRestoreError, single_errors
 from ._file_set import object_key
 from ._format.archive_reader import ArchiveReader
 from ._format.documents import Header, Manifest
+from ._keys import identities_from
 from ._local.instance_files import InstanceFilesTarget, open_instance_target
 from ._locations import InstanceFiles
 from ._postgres.lock import restore_lock
@@ -127,8 +128,14 @@ async def _restore(
     # Unshielded until the point of no return, then shielded to the end.
     with anyio.CancelScope() as done:
         async with AsyncExitStack() as stack:
+            # An encrypted archive's identity is checked here, before any target is opened.
             reader = await stack.enter_async_context(
-                _open.archive_reader(archive, s3_client, tracker=tracker)
+                _open.archive_reader(
+                    archive,
+                    s3_client,
+                    tracker=tracker,
+                    identities=identities_from(options.identities),
+                )
             )
             header = await reader.read_header()
             if database is not None and not options.dry_run:

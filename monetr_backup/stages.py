@@ -7,11 +7,11 @@ manager. Everything that writes speaks one protocol: ``write``, then ``commit`` 
 
     open_pg_dump (DumpPart) --+
     directory_objects / open_s3_objects (Member) --+--> archive_members --> encode_tar
-        --> compress --> open_s3_upload / open_file_sink / your ArchiveSink
+        --> compress [--> encrypt] --> open_s3_upload / open_file_sink / your ArchiveSink
 
 Restore::
 
-    file_bytes / s3_bytes --> open_tar_entries --> ArchiveReader
+    file_bytes / s3_bytes [--> open_decrypted] --> open_tar_entries --> ArchiveReader
         --> dump_chunks --> open_pg_restore (a DatabaseTarget)
         --> objects     --> DirectoryTarget / S3Target (StorageTargets)
         --> finish (the manifest check) --> commit, or abort
@@ -31,6 +31,7 @@ A worked example that adds members of its own and writes to a sink of its own is
 from ._format.archive_reader import ArchiveReader
 from ._format.compress import compress
 from ._format.decompress import detect_codec
+from ._format.decrypt import open_decrypted
 from ._format.documents import (
     DumpSummary,
     FileSet,
@@ -43,6 +44,7 @@ from ._format.documents import (
     SizeDiffers,
     SkippedObject,
 )
+from ._format.encrypt import encrypt
 from ._format.members import archive_members
 from ._format.tar_read import TarEntry, open_tar_entries
 from ._format.tar_write import encode_tar
@@ -96,6 +98,7 @@ __all__ = [  # noqa: RUF022
     "archive_members",
     "compress",
     "encode_tar",
+    "encrypt",
     # Backup: sinks
     "FileSink",
     "S3Upload",
@@ -105,6 +108,7 @@ __all__ = [  # noqa: RUF022
     "ArchiveReader",
     "detect_codec",
     "file_bytes",
+    "open_decrypted",
     "open_tar_entries",
     "s3_bytes",
     # Restore: targets

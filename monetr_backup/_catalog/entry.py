@@ -8,10 +8,6 @@ from the data (no object key, no database name, no versions of the dumped server
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
@@ -20,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._config import Codec
 from .._format.documents import FileSet, Header, Manifest
+from .._keys import recipient_fingerprint
 from .._protocols import DumpSource
 
 __all__ = [
@@ -116,24 +113,6 @@ class CatalogEntry(_Doc):
     summary: EntrySummary
 
 
-def recipient_fingerprint(recipient: object) -> str:
-    """``SHA256:<base64>`` naming a recipient without spelling it out.
-
-    An SSH public key (``ssh-ed25519 AAAA... comment``) gets OpenSSH's own fingerprint,
-    the one ``ssh-keygen -lf`` prints, so an operator can match it to a key file; any
-    other recipient (an age ``age1...`` key) the SHA-256 of its text. A recipient that
-    is not a string is taken by its ``str()`` (the encryption work decides what it passes).
-    """
-    text = str(recipient).strip()
-    words = text.split()
-    digest_of: bytes = text.encode()
-    if len(words) >= 2 and words[0].startswith(("ssh-", "ecdsa-", "sk-")):
-        with contextlib.suppress(binascii.Error):
-            digest_of = base64.b64decode(words[1], validate=True)
-    digest = hashlib.sha256(digest_of).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
 def _counts(kinds: Iterable[FileSetCounts]) -> FileSetCounts:
     total = FileSetCounts()
     for kind in kinds:
@@ -168,7 +147,7 @@ def build_entry(
     header: Header,
     manifest: Manifest,
     dump: DumpSource | None,
-    recipients: Iterable[object] = (),
+    recipients: Iterable[str] = (),
 ) -> CatalogEntry:
     """The entry of a committed archive; with ``recipients``, one safe to show for it.
 

@@ -84,7 +84,7 @@ async def record_backup(
     header: Header,
     manifest: Manifest,
     dump: DumpSource | None,
-    recipients: Iterable[object] = (),
+    recipients: Iterable[str] = (),
     s3_client: S3Client | None = None,
 ) -> EntryWrite | None:
     """Write the entry of the archive ``sink`` just committed; never raise.

@@ -13,10 +13,16 @@ import pytest
 
 import monetr_backup as mb
 from monetr_backup._catalog.digest import OFFLOAD_BYTES, HashingSink
-from monetr_backup._catalog.entry import ENTRY_SUFFIX, build_entry, recipient_fingerprint
+from monetr_backup._catalog.entry import (
+    ENTRY_SUFFIX,
+    CatalogEntry,
+    build_entry,
+    recipient_fingerprint,
+)
 from monetr_backup._local.file_sink import open_file_sink
 from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
+from support.age import age_keygen, encrypted_sample_backup, ssh_keygen
 from support.fault_proxy import Rule, fault_proxy, object_path
 from support.samples import Sample
 from support.targets import file_mode, multipart_uploads, names_in, object_keys
@@ -257,3 +263,33 @@ async def test_the_hashing_sink_hashes_exactly_what_the_file_holds(tmp_path: Pat
     stored = path.read_bytes()
     assert sink.size == len(stored) == sum(sizes)
     assert sink.hexdigest() == hashlib.sha256(stored).hexdigest()
+
+
+async def test_an_encrypted_backups_entry_names_its_recipients_and_nothing_inside(
+    pg: PostgresServer, sample: Sample, tmp_path: Path
+) -> None:
+    """A real encrypted backup (age and SSH recipients): its entry says encrypted, lists
+    the recipients' fingerprints (OpenSSH's for the SSH key), and its text holds none of
+    the archive's object keys, nor the database's name or the recipients themselves."""
+    age_key = age_keygen(tmp_path / "age.key")
+    ssh_key = ssh_keygen(tmp_path / "id_ed25519")
+    path = tmp_path / "encrypted.tar.gz.age"
+    manifest = await encrypted_sample_backup(
+        pg, sample, path, [age_key.recipient, ssh_key.recipient]
+    )
+    text = (tmp_path / ("encrypted.tar.gz.age" + ENTRY_SUFFIX)).read_text()
+    entry = CatalogEntry.model_validate_json(text)
+    assert entry.encrypted
+    assert entry.recipients == [
+        recipient_fingerprint(age_key.recipient),
+        recipient_fingerprint(ssh_key.recipient),
+    ]
+    data = path.read_bytes()
+    assert (entry.archive_size, entry.archive_sha256) == (
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+    )
+    assert entry.totals.object_count == manifest.object_count > 0
+    keys = [m.name.split("/storage/", 1)[1] for m in manifest.members if "/storage/" in m.name]
+    for secret in [*keys, sample.database, age_key.recipient, ssh_key.recipient.split()[1]]:
+        assert secret not in text
