@@ -47,21 +47,6 @@ def check(ok: bool, problem: str) -> None:
         raise SystemExit(f"check failed: {problem}")
 
 
-class WithFacts(logging.Formatter):
-    """Appends some of the facts the library puts in ``extra=`` to each line."""
-
-    FACTS = ("duration_s", "done_bytes", "objects_done", "archive_bytes", "key", "reason")
-
-    def format(self, record: logging.LogRecord) -> str:
-        facts = {name: getattr(record, f"monetr_backup.{name}", None) for name in self.FACTS}
-        shown = [
-            f"{name}={value:.2f}" if isinstance(value, float) else f"{name}={value}"
-            for name, value in facts.items()
-            if value is not None
-        ]
-        return " ".join([super().format(record), *shown])
-
-
 @dataclass
 class Service:
     """Backs ``instance`` up into the folder ``archives`` once a night, then prunes it."""
@@ -185,9 +170,13 @@ def main() -> None:
     parser.add_argument("--every", type=float, help="seconds between runs, instead of --at")
     parser.add_argument("--runs", type=int, help="stop after this many runs")
     args = parser.parse_args()
-    handler = logging.StreamHandler()
-    handler.setFormatter(WithFacts("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    if args.config and args.archives is None:
+        parser.error("--config needs --archives")
+    # The library's records say what happened in their message; the same facts are in
+    # extra= (monetr_backup.duration_s, ...) for a JSON formatter to pick up.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.config:
         instance = mb.MonetrInstance.from_config(args.config)
         service = Service(instance, args.archives, POLICY, args.at, args.every, args.runs)

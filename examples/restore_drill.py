@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--max-drift", type=float, default=0.0)
     args = parser.parse_args()
+    if args.config and args.archives is None:
+        parser.error("--config needs --archives")
     if args.config:
         instance = mb.MonetrInstance.from_config(args.config)
         try:
