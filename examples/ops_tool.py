@@ -205,6 +205,9 @@ def demo() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
-        main(sys.argv[1:])
+        try:
+            main(sys.argv[1:])
+        except mb.BackupError as exc:  # the library's messages are made for operators
+            raise SystemExit(f"{type(exc).__name__}: {exc}") from exc
     else:
         demo()

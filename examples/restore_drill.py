@@ -162,11 +162,11 @@ def main() -> None:
     if args.config and args.archives is None:
         parser.error("--config needs --archives")
     if args.config:
-        instance = mb.MonetrInstance.from_config(args.config)
         try:
+            instance = mb.MonetrInstance.from_config(args.config)
             anyio.run(drill, instance, args.archives, args.scratch, args.max_drift)
-        except DrillFailed as exc:
-            raise SystemExit(f"restore drill failed: {exc}") from exc
+        except (DrillFailed, mb.BackupError) as exc:
+            raise SystemExit(f"restore drill failed: {type(exc).__name__}: {exc}") from exc
         return
     with tempfile.TemporaryDirectory() as tmp, TemporaryPostgres() as pg:
         work = Path(tmp)
