@@ -1,4 +1,4 @@
-"""Development sessions (``nox -s NAME``): tests, lint, mypy, demo, examples, benchmarks."""
+"""Development sessions (``nox -s NAME``): tests, lint, mypy, docs, demo, examples, benchmarks."""
 
 from __future__ import annotations
 
@@ -50,6 +50,18 @@ def mypy(session: nox.Session) -> None:
     """Type-check the package and the tests (strict; configured in pyproject.toml)."""
     session.install("-e", ".[test,typing]")
     session.run("mypy", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/, strictly: a broken link or reference fails.
+
+    Extra arguments go to ``mkdocs build`` (``-- --site-dir /tmp/site``).
+    """
+    session.install("-e", ".[docs]")
+    # Material's banner about MkDocs 2 is printed on every build, and says nothing of ours.
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)

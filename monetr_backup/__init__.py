@@ -153,6 +153,7 @@ __all__ = [  # noqa: RUF022
     "CorruptArchiveError",
     "ChecksumError",
     "UnsafeMemberError",
+    # The version
     "__version__",
 ]
 

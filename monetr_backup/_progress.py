@@ -97,6 +97,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+"""What ``progress=`` takes: a function called with each :class:`Progress` snapshot."""
 
 
 def _extra(**values: object) -> dict[str, object]:
@@ -112,8 +113,8 @@ class ProgressTracker:
     still unsent (call it when the operation ends, so the caller sees the final counts).
 
     The rate is an exponentially weighted moving average of ``done_bytes`` per second
-    over samples taken as snapshots are made (time constant :data:`RATE_TAU`, samples at
-    least :data:`RATE_MIN_SAMPLE` apart), so a stall shows within seconds and one slow
+    over samples taken as snapshots are made (time constant ``RATE_TAU``, 5 s, samples
+    at least ``RATE_MIN_SAMPLE``, 50 ms, apart), so a stall shows within seconds and one slow
     object does not swing it; the ETA is what is left of the total at that rate.
 
     Given an ``operation`` name (``"backup"``, ``"restore"``, ``"verify"``), every phase
@@ -331,7 +332,7 @@ class ProgressTracker:
             raise
 
     def warn_keys(self, event: str, items: list[tuple[str, str]], total: int | None = None) -> None:
-        """One WARNING per (key, what happened to it), at most :data:`WARN_LIMIT`; then
+        """One WARNING per (key, what happened to it), at most ``WARN_LIMIT`` (100); then
         one counting the rest (``total`` is the whole count, if ``items`` was cut)."""
         if self.operation is None:
             return

@@ -44,7 +44,7 @@ class VerifyReport(_Result):
     header: Header | None
     manifest: Manifest | None
     members_checked: int
-    #: The first :data:`MAX_PROBLEMS` problems found, in archive order.
+    #: The first ``MAX_PROBLEMS`` (100) problems found, in archive order.
     problems: list[Problem]
     #: How many problems were found in all (more than listed if the list was cut).
     problem_count: int

@@ -108,8 +108,9 @@ class ArchiveReader:
         self.manifest: Manifest | None = None
         #: Every member read so far, with the digest computed while reading it.
         self.seen: list[MemberEntry] = []
+        #: With ``strict`` off, the checksum problems found so far, in archive order.
         self.problems: list[ChecksumError] = []
-        #: Problems found beyond the first :data:`KEPT_PROBLEMS`, counted only.
+        #: Problems found beyond the first ``KEPT_PROBLEMS`` (1000), counted only.
         self.problems_not_kept = 0
         self._top = ""
         self._pending: TarEntry | None = None
