@@ -92,7 +92,7 @@ class Progress:
     #: ``done_bytes`` per second, smoothed; ``None`` before the first measurement.
     rate: float | None = None
     #: Seconds left at ``rate``; ``None`` without a total, a rate, or once ``done_bytes``
-    #: has passed an estimated total.
+    #: has passed an estimated total; 0 once the operation is done (with a total).
     eta: float | None = None
 
 
@@ -185,7 +185,11 @@ class ProgressTracker:
         self._sample(time.monotonic(), done)
         rate = self._rate
         eta = None
-        if total is not None and rate is not None and rate > 0 and done <= total:
+        if current.phase is Phase.DONE and total is not None:
+            # Whatever the estimate said, nothing is left (an estimate never reached
+            # would otherwise leave seconds on the last snapshot).
+            eta = 0.0
+        elif total is not None and rate is not None and rate > 0 and done <= total:
             eta = (total - done) / rate
         return dataclasses.replace(current, done_bytes=done, total_bytes=total, rate=rate, eta=eta)
 

@@ -26,9 +26,13 @@ def database_size(env: Env, database: str) -> int:
 
 
 def check_eta(seen: list[mb.Progress]) -> list[float]:
-    """Every ETA is what is left at the snapshot's rate; the ETAs given, in order."""
+    """Every ETA is what is left at the snapshot's rate (0 once done, even when the total
+    was an estimate never reached); the ETAs given before the end, in order."""
     etas = []
     for progress in seen:
+        if progress.phase is mb.Phase.DONE:
+            assert progress.eta == (0.0 if progress.total_bytes is not None else None)
+            continue
         if progress.eta is None:
             continue
         assert progress.total_bytes is not None
