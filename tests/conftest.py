@@ -41,6 +41,7 @@ from monetr_backup.testing import (
     seed_monetr_like,
 )
 
+from support.catalog import Folder, file_folder, s3_folder
 from support.corpus import RICH_SEED_SQL, UNSAFE_S3_KEYS, make_storage_corpus
 from support.databases import Databases, server_checks_passwords
 from support.env import Env, Sources
@@ -183,6 +184,15 @@ def bucket(s3: TemporarySeaweedS3) -> Iterator[str]:
     name = new_bucket(s3, "test")
     yield name
     delete_bucket(s3, name)
+
+
+@pytest.fixture(params=["directory", "s3"])
+def archives_folder(request: pytest.FixtureRequest, tmp_path: Path) -> Folder:
+    """An empty folder of archives (tests/catalog): a directory, or a prefix in a fresh bucket."""
+    if request.param == "directory":
+        return file_folder(tmp_path / "backups")
+    s3: TemporarySeaweedS3 = request.getfixturevalue("s3")
+    return s3_folder(s3, request.getfixturevalue("bucket"))
 
 
 @pytest.fixture

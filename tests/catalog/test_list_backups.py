@@ -14,38 +14,31 @@ import monetr_backup as mb
 from monetr_backup._catalog.entry import ENTRY_SUFFIX
 from monetr_backup.testing import TemporarySeaweedS3
 
-from support.catalog import START, Folder, entry_bytes, file_folder, s3_folder
+from support.catalog import START, Folder, entry_bytes, s3_folder
 from support.fault_proxy import Rule, fault_proxy
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["directory", "s3"])
-def folder(request: pytest.FixtureRequest, tmp_path: Path) -> Folder:
-    """An empty folder of archives: a directory, or a prefix in a fresh bucket."""
-    if request.param == "directory":
-        return file_folder(tmp_path / "backups")
-    s3: TemporarySeaweedS3 = request.getfixturevalue("s3")
-    return s3_folder(s3, request.getfixturevalue("bucket"))
-
-
-async def test_backups_come_newest_first_with_what_does_not_add_up(folder: Folder) -> None:
+async def test_backups_come_newest_first_with_what_does_not_add_up(archives_folder: Folder) -> None:
     days = [START + timedelta(days=n, hours=n) for n in (3, 0, 7, 5)]
     for day in days:
-        folder.add(day)
-    orphan = folder.add(START + timedelta(days=9), entry=False)
-    gone = folder.add(START + timedelta(days=10), archive=False)
-    mismatched = folder.add(START + timedelta(days=1), size=12345)
-    folder.put("broken.tar.gz", b"x")
-    folder.put("broken.tar.gz" + ENTRY_SUFFIX, b"{not json")
-    folder.put("README.txt", b"these are the backups")
-    folder.put("monetr.tar.gz.bak", b"an old copy")
-    folder.put(".monetr.tar.gz.0123.partial", b"a backup being written")
-    folder.put("elsewhere.tar.gz", b"y")
+        archives_folder.add(day)
+    orphan = archives_folder.add(START + timedelta(days=9), entry=False)
+    gone = archives_folder.add(START + timedelta(days=10), archive=False)
+    mismatched = archives_folder.add(START + timedelta(days=1), size=12345)
+    archives_folder.put("broken.tar.gz", b"x")
+    archives_folder.put("broken.tar.gz" + ENTRY_SUFFIX, b"{not json")
+    archives_folder.put("README.txt", b"these are the backups")
+    archives_folder.put("monetr.tar.gz.bak", b"an old copy")
+    archives_folder.put(".monetr.tar.gz.0123.partial", b"a backup being written")
+    archives_folder.put("elsewhere.tar.gz", b"y")
     # An entry copied next to another archive: it describes the one it came from.
-    folder.put("elsewhere.tar.gz" + ENTRY_SUFFIX, entry_bytes("monetr-other.tar.gz", b"y", START))
+    archives_folder.put(
+        "elsewhere.tar.gz" + ENTRY_SUFFIX, entry_bytes("monetr-other.tar.gz", b"y", START)
+    )
 
-    listing = await mb.list_backups(folder.location)
+    listing = await mb.list_backups(archives_folder.location)
 
     newest_first = sorted([*days, START + timedelta(days=1)], reverse=True)
     assert [b.entry.created_at for b in listing.backups] == newest_first
@@ -63,8 +56,8 @@ async def test_backups_come_newest_first_with_what_does_not_add_up(folder: Folde
     )
 
 
-async def test_an_empty_folder_lists_nothing(folder: Folder) -> None:
-    listing = await mb.list_backups(folder.location)
+async def test_an_empty_folder_lists_nothing(archives_folder: Folder) -> None:
+    listing = await mb.list_backups(archives_folder.location)
     assert listing.backups == []
     assert listing.archives_without_entry == listing.other_files == []
 
@@ -92,11 +85,11 @@ async def test_a_directory_that_cannot_be_listed_is_a_catalog_error(tmp_path: Pa
 async def test_an_s3_listing_that_fails_is_a_catalog_error(
     action: dict[str, object], s3: TemporarySeaweedS3, bucket: str
 ) -> None:
-    folder = s3_folder(s3, bucket)
-    folder.add(START)
+    archives_folder = s3_folder(s3, bucket)
+    archives_folder.add(START)
     rule = Rule(method="GET", query="list-type", times=None, **action)  # type: ignore[arg-type]
     async with fault_proxy(s3.ports["s3"], rule) as proxy:
-        location = folder.location.model_copy(
+        location = archives_folder.location.model_copy(
             update={"s3": s3.config(endpoint_url=proxy.endpoint_url)}
         )
         with pytest.raises(mb.CatalogError, match="listing s3://"):
@@ -106,13 +99,13 @@ async def test_an_s3_listing_that_fails_is_a_catalog_error(
 
 async def test_only_the_prefixes_own_keys_count(s3: TemporarySeaweedS3, bucket: str) -> None:
     """Keys in a deeper 'folder' under the prefix, or beside it, are not listed."""
-    folder = s3_folder(s3, bucket, prefix="backups/")
-    name = folder.add(START)
+    archives_folder = s3_folder(s3, bucket, prefix="backups/")
+    name = archives_folder.add(START)
     deeper = s3_folder(s3, bucket, prefix="backups/older/")
     deeper.add(START + timedelta(days=1))
     beside = s3_folder(s3, bucket, prefix="backups-other/")
     beside.add(START + timedelta(days=2))
-    listing = await mb.list_backups(folder.location)
+    listing = await mb.list_backups(archives_folder.location)
     assert [b.name for b in listing.backups] == [name]
     assert listing.other_files == []
 

@@ -33,56 +33,47 @@ STRAYS = {
 ODD_NAME = "monetr-20231101T000000.tar.gz.old"
 
 
-@pytest.fixture(params=["directory", "s3"])
-def folder(request: pytest.FixtureRequest, tmp_path: Path) -> Folder:
-    """An empty folder of archives: a directory, or a prefix in a fresh bucket."""
-    if request.param == "directory":
-        return file_folder(tmp_path / "backups")
-    s3: TemporarySeaweedS3 = request.getfixturevalue("s3")
-    return s3_folder(s3, request.getfixturevalue("bucket"))
-
-
-def _fill(folder: Folder) -> dict[str, str]:
+def _fill(archives_folder: Folder) -> dict[str, str]:
     """Seven daily backups, and everything prune must leave alone."""
-    names = {f"day{n}": folder.add(START + timedelta(days=n)) for n in range(7)}
+    names = {f"day{n}": archives_folder.add(START + timedelta(days=n)) for n in range(7)}
     # Older than all, so any rule would let it go: but it cannot be proved ours.
-    names["orphan"] = folder.add(START - timedelta(days=30), entry=False)
-    names["mismatch"] = folder.add(START - timedelta(days=20), size=99_999)
-    names["gone"] = folder.add(START - timedelta(days=10), archive=False)
+    names["orphan"] = archives_folder.add(START - timedelta(days=30), entry=False)
+    names["mismatch"] = archives_folder.add(START - timedelta(days=20), size=99_999)
+    names["gone"] = archives_folder.add(START - timedelta(days=10), archive=False)
     for name, data in STRAYS.items():
-        folder.put(name, data)
+        archives_folder.put(name, data)
     # A stray with a valid entry naming it: only its name says it is not an archive.
     old = START - timedelta(days=40)
-    folder.put(ODD_NAME, b"renamed by hand")
-    folder.put(ODD_NAME + ENTRY_SUFFIX, entry_bytes(ODD_NAME, b"renamed by hand", old))
+    archives_folder.put(ODD_NAME, b"renamed by hand")
+    archives_folder.put(ODD_NAME + ENTRY_SUFFIX, entry_bytes(ODD_NAME, b"renamed by hand", old))
     return names
 
 
-async def test_dry_run_is_the_default_and_deletes_nothing(folder: Folder) -> None:
-    names = _fill(folder)
-    before = folder.names()
-    result = await mb.prune(folder.location, mb.RetentionPolicy(keep_last=2))
+async def test_dry_run_is_the_default_and_deletes_nothing(archives_folder: Folder) -> None:
+    names = _fill(archives_folder)
+    before = archives_folder.names()
+    result = await mb.prune(archives_folder.location, mb.RetentionPolicy(keep_last=2))
     assert result.dry_run
-    assert folder.names() == before
+    assert archives_folder.names() == before
     assert [b.name for b in result.deleted] == [names[f"day{n}"] for n in (4, 3, 2, 1, 0)]
 
 
-async def test_prune_deletes_what_no_rule_keeps_and_nothing_else(folder: Folder) -> None:
-    names = _fill(folder)
-    before = folder.names()
+async def test_prune_deletes_what_no_rule_keeps_and_nothing_else(archives_folder: Folder) -> None:
+    names = _fill(archives_folder)
+    before = archives_folder.names()
     policy = mb.RetentionPolicy(keep_last=1, keep_daily=3)
 
-    result = await mb.prune(folder.location, policy, dry_run=False)
+    result = await mb.prune(archives_folder.location, policy, dry_run=False)
 
     doomed = [names[f"day{n}"] for n in (3, 2, 1, 0)]
     assert [b.name for b in result.deleted] == doomed
     gone = {name for name in doomed} | {name + ENTRY_SUFFIX for name in doomed}
-    assert folder.names() == sorted(set(before) - gone)
+    assert archives_folder.names() == sorted(set(before) - gone)
     # Every stray, the archive without an entry, the entry without an archive and the
     # backup whose size does not match survive; the last is reported with its reason.
     survivors = [*STRAYS, ODD_NAME, ODD_NAME + ENTRY_SUFFIX, names["orphan"], names["mismatch"]]
     for name in [*survivors, names["gone"] + ENTRY_SUFFIX]:
-        assert name in folder.names()
+        assert name in archives_folder.names()
     assert {k.backup.name: k.reasons for k in result.kept} == {
         names["day6"]: ["newest", "last", "daily"],
         names["day5"]: ["daily"],
@@ -93,17 +84,19 @@ async def test_prune_deletes_what_no_rule_keeps_and_nothing_else(folder: Folder)
     assert [b.name for b in result.listing.size_mismatches] == [names["mismatch"]]
 
     # Run again: nothing more to delete.
-    again = await mb.prune(folder.location, policy, dry_run=False)
+    again = await mb.prune(archives_folder.location, policy, dry_run=False)
     assert again.deleted == []
-    assert folder.names() == sorted(set(before) - gone)
+    assert archives_folder.names() == sorted(set(before) - gone)
 
 
-async def test_the_newest_backup_survives_a_policy_that_keeps_nothing_else(folder: Folder) -> None:
-    names = _fill(folder)
+async def test_the_newest_backup_survives_a_policy_that_keeps_nothing_else(
+    archives_folder: Folder,
+) -> None:
+    names = _fill(archives_folder)
     policy = mb.RetentionPolicy(keep_within=timedelta(seconds=1))
-    result = await mb.prune(folder.location, policy, dry_run=False)
-    assert names["day6"] in folder.names()
-    assert names["day6"] + ENTRY_SUFFIX in folder.names()
+    result = await mb.prune(archives_folder.location, policy, dry_run=False)
+    assert names["day6"] in archives_folder.names()
+    assert names["day6"] + ENTRY_SUFFIX in archives_folder.names()
     assert [k.reasons for k in result.kept if k.backup.name == names["day6"]] == [
         ["newest", "within"]
     ]
@@ -117,18 +110,18 @@ async def test_the_newest_backup_survives_a_policy_that_keeps_nothing_else(folde
 )
 @pytest.mark.parametrize("damage", ["garbage", "another archive"])
 async def test_an_unreadable_entry_stops_prune_before_any_delete(
-    folder: Folder, damage: str
+    archives_folder: Folder, damage: str
 ) -> None:
-    names = _fill(folder)
+    names = _fill(archives_folder)
     victim = names["day3"] + ENTRY_SUFFIX
     if damage == "garbage":
-        folder.put(victim, b"\x00not an entry")
+        archives_folder.put(victim, b"\x00not an entry")
     else:
-        folder.put(victim, entry_bytes(names["day4"], b"x", START))
-    before = folder.names()
+        archives_folder.put(victim, entry_bytes(names["day4"], b"x", START))
+    before = archives_folder.names()
     with pytest.raises(mb.CatalogError, match=r"cannot be read .*nothing was pruned"):
-        await mb.prune(folder.location, mb.RetentionPolicy(keep_last=1), dry_run=False)
-    assert folder.names() == before
+        await mb.prune(archives_folder.location, mb.RetentionPolicy(keep_last=1), dry_run=False)
+    assert archives_folder.names() == before
 
 
 @pytest.mark.reliability(
@@ -140,20 +133,20 @@ async def test_an_unreadable_entry_stops_prune_before_any_delete(
 async def test_a_listing_error_makes_prune_fail_without_deleting(
     s3: TemporarySeaweedS3, bucket: str, tmp_path: Path
 ) -> None:
-    folder = s3_folder(s3, bucket)
-    _fill(folder)
-    before = folder.names()
+    archives_folder = s3_folder(s3, bucket)
+    _fill(archives_folder)
+    before = archives_folder.names()
     listing = Rule(method="GET", query="list-type", status=500, times=None)
     deletes = Rule(method="DELETE", times=None)
     async with fault_proxy(s3.ports["s3"], listing, deletes) as proxy:
-        location = folder.location.model_copy(
+        location = archives_folder.location.model_copy(
             update={"s3": s3.config(endpoint_url=proxy.endpoint_url)}
         )
         with pytest.raises(mb.CatalogError, match="listing s3://"):
             await mb.prune(location, mb.RetentionPolicy(keep_last=1), dry_run=False)
     assert listing.hits >= 1
     assert proxy.exchanges(deletes) == []
-    assert folder.names() == before
+    assert archives_folder.names() == before
 
     # A directory: its path is a file, so it cannot be listed.
     (tmp_path / "not-a-folder").write_bytes(b"")
@@ -175,28 +168,28 @@ async def test_a_listing_error_makes_prune_fail_without_deleting(
 async def test_a_failing_delete_stops_prune_and_says_what_was_deleted(
     s3: TemporarySeaweedS3, bucket: str
 ) -> None:
-    folder = s3_folder(s3, bucket)
-    names = _fill(folder)
-    before = folder.names()
+    archives_folder = s3_folder(s3, bucket)
+    names = _fill(archives_folder)
+    before = archives_folder.names()
     # The first backup's archive and entry go; the next archive's DELETE fails.
     rule = Rule(method="DELETE", skip=2, status=500, times=None)
     async with fault_proxy(s3.ports["s3"], rule) as proxy:
-        location = folder.location.model_copy(
+        location = archives_folder.location.model_copy(
             update={"s3": s3.config(endpoint_url=proxy.endpoint_url)}
         )
         with pytest.raises(mb.CatalogError, match="deleting s3://") as caught:
             await mb.prune(location, mb.RetentionPolicy(keep_last=1), dry_run=False)
     first = names["day5"]
     assert caught.value.__notes__ == [f"deleted before the failure: {first}"]
-    assert folder.names() == sorted(set(before) - {first, first + ENTRY_SUFFIX})
+    assert archives_folder.names() == sorted(set(before) - {first, first + ENTRY_SUFFIX})
 
 
 async def test_stale_uploads_are_aborted_and_fresh_ones_kept(
     s3: TemporarySeaweedS3, bucket: str
 ) -> None:
-    folder = s3_folder(s3, bucket)
+    archives_folder = s3_folder(s3, bucket)
     client = s3.client()
-    prefix = folder.location.prefix  # type: ignore[union-attr]
+    prefix = archives_folder.location.prefix  # type: ignore[union-attr]
 
     def start(key: str) -> str:
         upload_id: str = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
@@ -213,12 +206,14 @@ async def test_stale_uploads_are_aborted_and_fresh_ones_kept(
         return {upload["UploadId"] for upload in listed}
 
     age = timedelta(seconds=1.5)
-    dry = await mb.prune(folder.location, mb.RetentionPolicy(), abort_uploads_older_than=age)
+    dry = await mb.prune(
+        archives_folder.location, mb.RetentionPolicy(), abort_uploads_older_than=age
+    )
     assert [u.upload_id for u in dry.aborted_uploads] == [stale]
     assert open_uploads() == {stale, stray, elsewhere, fresh}
 
     result = await mb.prune(
-        folder.location, mb.RetentionPolicy(), dry_run=False, abort_uploads_older_than=age
+        archives_folder.location, mb.RetentionPolicy(), dry_run=False, abort_uploads_older_than=age
     )
     assert [u.upload_id for u in result.aborted_uploads] == [stale]
     assert [u.upload_id for u in result.kept_uploads] == [fresh]
@@ -257,11 +252,11 @@ def test_the_newest_backup_survives_every_prune(
     """Real prunes of a real directory: whatever the policy and the dates, the newest
     backup and its entry are there afterwards, and what was kept is all still there."""
     with tempfile.TemporaryDirectory() as root:
-        folder = file_folder(Path(root) / "backups")
-        names = {folder.add(moment.replace(microsecond=0)) for moment in dates}
+        archives_folder = file_folder(Path(root) / "backups")
+        names = {archives_folder.add(moment.replace(microsecond=0)) for moment in dates}
         newest = max(names)  # the names sort as their times do
-        result = anyio.run(lambda: mb.prune(folder.location, policy, dry_run=False))
-        left = set(folder.names())
+        result = anyio.run(lambda: mb.prune(archives_folder.location, policy, dry_run=False))
+        left = set(archives_folder.names())
         assert {newest, newest + ENTRY_SUFFIX} <= left
         assert {k.backup.name for k in result.kept} <= left
         assert {b.name for b in result.deleted}.isdisjoint(left)
