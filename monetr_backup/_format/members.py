@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from .._hashing import OffloadedSha256
 from .._progress import Phase, ProgressTracker
 from .._protocols import DumpSource, Member
 from .._version import __version__
@@ -70,11 +71,12 @@ class Ledger:
         full = self.full_name(name)
 
         async def chunks() -> AsyncIterator[bytes]:
-            digest = hashlib.sha256()
+            digest = OffloadedSha256()
             async for chunk in member.chunks:
-                digest.update(chunk)
+                await digest.update(chunk)
                 yield chunk
-            self.entries.append(MemberEntry(name=full, size=member.size, sha256=digest.hexdigest()))
+            sha256 = await digest.hexdigest()
+            self.entries.append(MemberEntry(name=full, size=member.size, sha256=sha256))
 
         return Member(full, member.size, chunks(), mtime=member.mtime)
 
