@@ -18,7 +18,7 @@ from isal import isal_zlib
 from .._config import Codec
 from .._units import MIB
 
-__all__ = ["DEFAULT_LEVELS", "compress"]
+__all__ = ["DEFAULT_LEVELS", "batch_size_for", "compress"]
 
 #: Defaults picked by measurement on a monetr-like dump (benchmarks/cpu_costs.py): ISA-L
 #: levels 1 and 2 run within 10% of each other (350-390 MB/s on one core), but level 2
@@ -27,10 +27,18 @@ __all__ = ["DEFAULT_LEVELS", "compress"]
 DEFAULT_LEVELS: dict[Codec, int] = {Codec.GZIP: 2, Codec.ZSTD: 3, Codec.NONE: 0}
 
 _GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
+#: The most uncompressed bytes one batch holds when it is sized to a dump part (see
+#: :func:`batch_size_for`): the batch is already in memory, its compressed copy is not.
+MAX_BATCH = 8 * MIB
+
+
+def batch_size_for(part_size: int) -> int:
+    """The batch for dump parts of ``part_size``: one thread hop per part, as the reader makes."""
+    return max(MIB, min(part_size, MAX_BATCH))
 
 
 class _Compressor(Protocol):
-    def compress(self, data: bytes, /) -> bytes: ...
+    def compress(self, data: bytes | bytearray, /) -> bytes: ...
     def flush(self) -> bytes: ...
 
 
@@ -45,9 +53,11 @@ def _compressor(codec: Codec, level: int) -> _Compressor | None:
     return None
 
 
-async def rebatch(chunks: AsyncIterable[bytes], batch_size: int) -> AsyncIterator[list[bytes]]:
+async def rebatch(
+    chunks: AsyncIterable[bytes | bytearray], batch_size: int
+) -> AsyncIterator[list[bytes | bytearray]]:
     """Group ``chunks`` into lists of at least ``batch_size`` bytes (the last may be less)."""
-    pending: list[bytes] = []
+    pending: list[bytes | bytearray] = []
     size = 0
     async for chunk in chunks:
         pending.append(chunk)
@@ -60,20 +70,26 @@ async def rebatch(chunks: AsyncIterable[bytes], batch_size: int) -> AsyncIterato
 
 
 async def compress(
-    chunks: AsyncIterable[bytes],
+    chunks: AsyncIterable[bytes | bytearray],
     codec: Codec = Codec.GZIP,
     level: int | None = None,
     *,
     batch_size: int = MIB,
 ) -> AsyncIterator[bytes]:
-    """Yield ``chunks`` compressed with ``codec`` as one stream (a ``.gz``/``.zst`` file)."""
+    """Yield ``chunks`` compressed with ``codec`` as one stream (a ``.gz``/``.zst`` file).
+
+    What comes out is ``bytes``: uncompressed, a ``bytearray`` chunk (a dump block) is
+    copied once here, so sinks and the age stage only ever see immutable chunks.
+    """
     compressor = _compressor(codec, DEFAULT_LEVELS[codec] if level is None else level)
     if compressor is None:
         async for chunk in chunks:
-            yield chunk
+            yield bytes(chunk) if isinstance(chunk, bytearray) else chunk
         return
 
-    def run(batch: list[bytes], compress: Callable[[bytes], bytes]) -> bytes:
+    def run(
+        batch: list[bytes | bytearray], compress: Callable[[bytes | bytearray], bytes]
+    ) -> bytes:
         return b"".join([compress(piece) for piece in batch])
 
     async for batch in rebatch(chunks, batch_size):

@@ -55,7 +55,7 @@ class Ledger:
         """``name`` under the archive's top folder."""
         return f"{self.top}/{name}"
 
-    def hashed(self, name: str, chunks: list[bytes], sha256: str) -> Member:
+    def hashed(self, name: str, chunks: Sequence[bytes | bytearray], sha256: str) -> Member:
         """A member whose content (in memory) and digest are already known."""
         member = Member.from_chunks(self.full_name(name), chunks, mtime=self.mtime)
         self.entries.append(MemberEntry(name=member.name, size=member.size, sha256=sha256))
@@ -70,7 +70,7 @@ class Ledger:
         """``member`` renamed, with a digest taken as the tar encoder reads it."""
         full = self.full_name(name)
 
-        async def chunks() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[bytes | bytearray]:
             digest = OffloadedSha256()
             async for chunk in member.chunks:
                 await digest.update(chunk)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import zstandard
 
 from monetr_backup import Codec
+from monetr_backup._format.compress import batch_size_for
 from monetr_backup.stages import compress
 
 from support.chunks import each, pieces, sample_data
@@ -63,3 +65,35 @@ async def test_compress_levels(codec: Codec, level: int) -> None:
         assert zlib.decompress(stream, 16 + zlib.MAX_WBITS) == DATA
     else:
         assert zstandard.ZstdDecompressor().decompressobj().decompress(stream) == DATA
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("codec", list(Codec))
+async def test_what_compress_hands_on_is_immutable_and_the_dump_blocks_are_unchanged(
+    codec: Codec,
+) -> None:
+    """Dump blocks come as the bytearrays pg_dump's output was read into: compress reads
+    them without changing them, and what it yields (to sinks and the age stage, which may
+    hold it) is bytes, for the uncompressed codec too."""
+    blocks = [bytearray(piece) for piece in pieces(DATA, 2) if piece]
+    before = [bytes(block) for block in blocks]
+
+    async def chunks() -> AsyncIterator[bytes | bytearray]:
+        for block in blocks:
+            yield block
+
+    out = [chunk async for chunk in compress(chunks(), codec, batch_size=batch_size_for(MIB))]
+    assert all(type(chunk) is bytes for chunk in out)
+    assert [bytes(block) for block in blocks] == before
+    stream = b"".join(out)
+    if codec is Codec.GZIP:
+        stream = zlib.decompress(stream, 16 + zlib.MAX_WBITS)
+    elif codec is Codec.ZSTD:
+        stream = zstandard.ZstdDecompressor().decompressobj().decompress(stream)
+    assert stream == DATA
+
+
+def test_compress_batches_are_a_dump_part_within_bounds() -> None:
+    assert batch_size_for(2 * MIB) == 2 * MIB
+    assert batch_size_for(1) == MIB
+    assert batch_size_for(1 << 30) == 8 * MIB
