@@ -42,6 +42,12 @@ READ_SIZE = MIB
 #: of 10,000 small objects took three hops per object).
 BATCH_BYTES = MIB
 BATCH_EVENTS = 256
+#: Chunks of archive bytes that have arrived together are joined up to this size (a
+#: download gives 16-64 KiB at a time): what inflate takes per call, and, uncompressed,
+#: the pieces handed on.
+GATHER_BYTES = 256 * 1024
+#: Compressed chunks waiting for the reader thread.
+RAW_BUFFER = 4
 #: A PAX or GNU long-name header is read whole, before anything checks it: this bounds
 #: the memory a header that claims to be huge can take (a real one is a few hundred bytes).
 MAX_HEADER_DATA = MIB
@@ -158,18 +164,31 @@ class _Link(PieceSource):
         if self._pending:
             anyio.from_thread.run(self._send.send, self._take_batch())
 
-    async def _exchange(self, batch: list[_Event]) -> bytes | None:
+    async def _exchange(self, batch: list[_Event]) -> list[bytes] | None:
         if batch:
             await self._send.send(batch)
         try:
-            return await self._receive.receive()
+            chunks = [await self._receive.receive()]
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return None
+        # Whatever else has arrived already comes along, without waiting for more: fewer
+        # hops, and pieces big enough that the consumer is not handed 16 KiB at a time.
+        size = len(chunks[0])
+        while size < GATHER_BYTES:
+            try:
+                chunk = self._receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return chunks
 
     def read1(self) -> bytes:
-        while (chunk := anyio.from_thread.run(self._exchange, self._take_batch())) is not None:
-            if chunk:
-                return chunk
+        while (chunks := anyio.from_thread.run(self._exchange, self._take_batch())) is not None:
+            if len(chunks) == 1 and chunks[0]:
+                return chunks[0]
+            if joined := b"".join(chunks):
+                return joined
         return b""
 
 
@@ -320,7 +339,7 @@ async def open_tar_entries(chunks: AsyncIterable[bytes]) -> AsyncIterator[AsyncI
     The codec is detected from the first bytes. A corrupt, truncated or foreign stream
     raises :class:`CorruptArchiveError` naming the member being read.
     """
-    raw_send, raw_receive = anyio.create_memory_object_stream[bytes](2)
+    raw_send, raw_receive = anyio.create_memory_object_stream[bytes](RAW_BUFFER)
     event_send, event_receive = anyio.create_memory_object_stream[list[_Event]](4)
     closing = threading.Event()
 
