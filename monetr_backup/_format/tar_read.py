@@ -46,8 +46,10 @@ BATCH_EVENTS = 256
 #: download gives 16-64 KiB at a time): what inflate takes per call, and, uncompressed,
 #: the pieces handed on.
 GATHER_BYTES = 256 * 1024
-#: Compressed chunks waiting for the reader thread.
-RAW_BUFFER = 4
+#: Compressed chunks waiting for the reader thread, and batches of events waiting for
+#: the consumer: what is read ahead of it (a progress total counts archive bytes read).
+RAW_BUFFER = 2
+EVENT_BUFFER = 2
 #: A PAX or GNU long-name header is read whole, before anything checks it: this bounds
 #: the memory a header that claims to be huge can take (a real one is a few hundred bytes).
 MAX_HEADER_DATA = MIB
@@ -340,7 +342,7 @@ async def open_tar_entries(chunks: AsyncIterable[bytes]) -> AsyncIterator[AsyncI
     raises :class:`CorruptArchiveError` naming the member being read.
     """
     raw_send, raw_receive = anyio.create_memory_object_stream[bytes](RAW_BUFFER)
-    event_send, event_receive = anyio.create_memory_object_stream[list[_Event]](4)
+    event_send, event_receive = anyio.create_memory_object_stream[list[_Event]](EVENT_BUFFER)
     closing = threading.Event()
 
     async def pump() -> None:
