@@ -22,7 +22,7 @@ from ._catalog.record import record_backup
 from ._config import BackupOptions, PostgresConfig, StorageMode
 from ._errors import BackupError, single_errors
 from ._file_set import FileSetAccount
-from ._format.compress import compress
+from ._format.compress import batch_size_for, compress, default_threads
 from ._format.documents import (
     Header,
     InstanceFileEntry,
@@ -209,7 +209,13 @@ async def _backup(
                     }
                 ),
             )
-            chunks = compress(encode_tar(members), options.codec, options.level)
+            chunks = compress(
+                encode_tar(members),
+                options.codec,
+                options.level,
+                batch_size=batch_size_for(options.dump_part_size),
+                threads=options.compress_threads or default_threads(),
+            )
             if options.recipients:
                 # compress -> encrypt -> sink: the header and manifest are inside the age
                 # stream. Closed with the stack, so its thread ends with the backup.

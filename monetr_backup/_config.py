@@ -215,6 +215,11 @@ class BackupOptions(_Model):
     codec: Codec = Codec.GZIP
     #: ``None`` picks the codec's default (gzip: 2 with ISA-L; zstd: 3).
     level: int | None = None
+    #: Threads compressing at once. gzip: batches deflated independently (each primed
+    #: with the 32 KiB before it) and joined into one standard gzip member, as pigz does;
+    #: zstd: its own workers, one frame. ``None``: half the cores, at most 4, which is 1
+    #: (one stream) on a 2-core machine, where the backup has no idle core to give.
+    compress_threads: int | None = Field(None, ge=1, le=64)
     #: monetr's KMS provider (``plaintext``, ``aws``, ``openbao``, ``vault``), recorded in the
     #: manifest so whoever restores knows which key service the secrets table needs.
     kms_provider: str | None = None

@@ -6,7 +6,7 @@ needed, then exactly one of ``commit`` (make it visible) or ``abort`` (leave not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -35,7 +35,9 @@ class Member:
 
     name: str
     size: int
-    chunks: AsyncIterable[bytes]
+    #: The content; a ``bytearray`` in it is never written to again (a dump part's
+    #: blocks are the buffers pg_dump's output was read into, handed on uncopied).
+    chunks: AsyncIterable[bytes | bytearray]
     #: Modification time (seconds since the epoch) recorded in the tar header.
     mtime: float = 0.0
 
@@ -45,16 +47,22 @@ class Member:
         return cls.from_chunks(name, [data], mtime=mtime)
 
     @classmethod
-    def from_chunks(cls, name: str, chunks: list[bytes], *, mtime: float = 0.0) -> Member:
+    def from_chunks(
+        cls, name: str, chunks: Sequence[bytes | bytearray], *, mtime: float = 0.0
+    ) -> Member:
         """A member whose content is in memory as a list of chunks (a dump part)."""
         return cls(name=name, size=sum(map(len, chunks)), chunks=_each(chunks), mtime=mtime)
 
 
 @dataclass(frozen=True, slots=True)
 class DumpPart:
-    """One part of the dump: its bytes as blocks, and their SHA-256."""
+    """One part of the dump: its bytes as blocks, and their SHA-256.
 
-    blocks: list[bytes]
+    The blocks may be the ``bytearray`` buffers they were read into: nobody writes to
+    them again.
+    """
+
+    blocks: Sequence[bytes | bytearray]
     sha256: str
 
     @property
@@ -95,7 +103,7 @@ class DumpSource(Protocol):
         """Return once the dump is known complete; raise if it is not."""
 
 
-async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
+async def _each(chunks: Sequence[bytes | bytearray]) -> AsyncIterator[bytes | bytearray]:
     for chunk in chunks:
         if chunk:
             yield chunk

@@ -135,7 +135,9 @@ async def test_a_failed_restore_logs_one_error(env: Env, sample: Sample) -> None
     assert extra(failed, "error_type") == type(info.value).__name__
     assert extra(failed, "error") == str(info.value)
     assert str(info.value) in failed.getMessage()
-    assert extra(failed, "phase") in RESTORE_PHASES
+    # A restore of the database alone: its storage members are checked, not written. The
+    # cut is found where it is (the reader inflates as it goes, not a whole buffer ahead).
+    assert extra(failed, "phase") in ["starting", "restoring database", "checking storage"]
     assert records.events("done") == []
     # Every phase that started before the failure ended, except the one it failed in.
     starts = [phase for event, phase in records.phases() if event == "phase start"]

@@ -72,9 +72,12 @@ def run_interleaved(
             c.runs.append(run)
             if run.ok:
                 rss = f"{run.rss_mib:.0f} MiB" if run.rss_mib is not None else "-"
+                # Our process alone (without its pg_dump/pg_restore child), when it says.
+                own = run.info.get("cpu_self")
+                python = f", python cpu {float(own):.2f} s" if own is not None else ""
                 log(
                     f"  [{case} {r + 1}/{rounds}] {c.name}: {run.wall:.2f} s, "
-                    f"cpu {run.cpu:.2f} s, rss {rss}"
+                    f"cpu {run.cpu:.2f} s{python}, rss {rss}"
                 )
             else:
                 log(f"  [{case} {r + 1}/{rounds}] {c.name}: FAILED {run.error}")

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-
-import anyio.to_thread
-
+from .._hashing import OffloadedSha256
 from .._locations import FileArchive, S3Archive
 from .._protocols import ArchiveSink
 
-__all__ = ["OFFLOAD_BYTES", "HashingSink", "hashed"]
-
-#: Chunks at least this long are hashed in a worker thread (hashlib releases the GIL),
-#: shorter ones on the event loop. Measured here (SHA-NI, ~1.56 GB/s; benchmarks/
-#: cpu_costs.py: 0.18 s of one core per GB of dump with the default codec): a compressed
-#: chunk (~300 KB: 1 MiB batches, 3.5x) takes ~0.3 ms inline, while the thread hop made
-#: a GiB of such chunks ~35% slower (1.47 s against 1.09 s); from 1 MiB on (Codec.NONE's
-#: large pieces) a thread costs no more and keeps the loop free for the upload's tasks.
-OFFLOAD_BYTES = 1024 * 1024
+__all__ = ["HashingSink", "hashed"]
 
 
 class HashingSink:
@@ -30,15 +19,12 @@ class HashingSink:
 
     def __init__(self, sink: ArchiveSink) -> None:
         self.sink = sink
-        self._hash = hashlib.sha256()
+        self._hash = OffloadedSha256()
         self.size = 0
 
     async def write(self, data: bytes) -> None:
         """Hash ``data``, then write it to the sink."""
-        if len(data) >= OFFLOAD_BYTES:
-            await anyio.to_thread.run_sync(self._hash.update, data)
-        else:
-            self._hash.update(data)
+        await self._hash.update(data)
         self.size += len(data)
         await self.sink.write(data)
 
@@ -50,9 +36,9 @@ class HashingSink:
         """Abort the sink."""
         await self.sink.abort()
 
-    def hexdigest(self) -> str:
+    async def hexdigest(self) -> str:
         """The SHA-256 of everything written so far."""
-        return self._hash.hexdigest()
+        return await self._hash.hexdigest()
 
 
 def hashed(archive: object, sink: ArchiveSink) -> ArchiveSink:

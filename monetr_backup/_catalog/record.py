@@ -107,7 +107,7 @@ async def record_backup(
             entry = build_entry(
                 archive=name,
                 size=sink.size,
-                sha256=sink.hexdigest(),
+                sha256=await sink.hexdigest(),
                 header=header,
                 manifest=manifest,
                 dump=dump,

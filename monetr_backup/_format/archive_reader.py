@@ -12,7 +12,6 @@ and checked all the same).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
@@ -20,6 +19,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .._errors import ChecksumError, CorruptArchiveError, UnsafeMemberError
+from .._hashing import OffloadedSha256
 from .._protocols import StoredObject
 from .documents import (
     DumpSummary,
@@ -231,7 +231,7 @@ class ArchiveReader:
         assert self.header is not None, "read_header() first"
         await self._skip_instance_files()
         # v1 summaries hold the whole stream's digest; v2 ones a digest of the parts'.
-        whole = hashlib.sha256() if self.header.format_version == 1 else None
+        whole = OffloadedSha256() if self.header.format_version == 1 else None
         digests: list[str] = []
         total = count = 0
         part_size = self.header.dump_part_size
@@ -264,7 +264,7 @@ class ArchiveReader:
                 short_part = entry.name
             async for chunk in entry.chunks:
                 if whole is not None:
-                    whole.update(chunk)
+                    await whole.update(chunk)
                 yield chunk
             assert entry.sha256 is not None  # set once its content has been read
             digests.append(entry.sha256)
@@ -286,7 +286,7 @@ class ArchiveReader:
                     member=summary_name,
                 )
             )
-        if whole is not None and summary.sha256 != whole.hexdigest():
+        if whole is not None and summary.sha256 != await whole.hexdigest():
             self._problem(
                 ChecksumError(
                     "SHA-256 of the dump stream does not match the dump summary",

@@ -1,6 +1,10 @@
 """Compressed archive bytes -> tar bytes: the codec detected from the first bytes.
 
-Blocking file objects, for the worker thread that parses the tar (see ``tar_read``).
+Blocking piece sources, for the worker thread that parses the tar (see ``tar_read``).
+A piece is a ``bytes`` object the decompressor made (or, uncompressed, the chunk as it
+came): handed on as it is, never written to again, so the tar reader can pass member
+content to the event loop without copying it into buffers of its own first.
+
 Each codec's stream must end where the format says: one whole gzip member followed by
 at most one tar record of zeros, zstd frames of which the last is complete (its checksum
 included). The libraries' own readers are laxer (ISA-L skips any number of zeros after a
@@ -10,9 +14,8 @@ end of the stream), so a cut or padded archive would pass.
 
 from __future__ import annotations
 
-import io
 import tarfile
-from typing import IO, cast
+from typing import IO, Protocol, cast
 
 import zstandard
 from isal import isal_zlib
@@ -20,16 +23,27 @@ from isal import isal_zlib
 from .._config import Codec
 from .._units import MIB
 
-__all__ = ["decompressed", "detect_codec"]
+__all__ = ["PieceSource", "decompressed", "detect_codec"]
 
+#: The most one piece of decompressed bytes holds (zstd fills it; a gzip piece is what
+#: inflating ``_GZIP_INPUT_SIZE`` of input gives).
 READ_SIZE = MIB
 #: The bytes that tell the codec: zstd's magic number is the longest.
 HEAD_SIZE = 4
 _GZIP_MAGIC = b"\x1f\x8b"
-#: Compressed bytes inflated per call: small enough that the input a call leaves over
-#: (which zlib's API hands back as a copy) stays small.
-_GZIP_INPUT_SIZE = 128 * 1024
+#: Compressed bytes inflated per call: ~900 KB out on a monetr dump, under the 1 MiB a
+#: call may make, so the input a call leaves over (which zlib's API hands back as a
+#: copy) is rare and small.
+_GZIP_INPUT_SIZE = 256 * 1024
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+class PieceSource(Protocol):
+    """A blocking stream of bytes, read a piece at a time."""
+
+    def read1(self) -> bytes:
+        """The next bytes (at least one, never reused by the source); ``b""`` at the end."""
+        ...
 
 
 def detect_codec(head: bytes) -> Codec:
@@ -41,41 +55,83 @@ def detect_codec(head: bytes) -> Codec:
     return Codec.NONE
 
 
-class _GzipMember(io.RawIOBase):
+class _Input:
+    """A piece source read in slices of at most a given size (views, not copies)."""
+
+    def __init__(self, source: PieceSource, first: bytes) -> None:
+        self._source = source
+        self._view = memoryview(first)
+
+    def take(self, limit: int) -> memoryview:
+        """``limit`` bytes (fewer only at the end of the stream, empty after it).
+
+        Short pieces are joined (a copy of compressed bytes, a few times fewer than
+        what they inflate to) so that each inflate call makes a piece of useful size.
+        """
+        if len(self._view) < limit:
+            pieces = [self._view]
+            size = len(self._view)
+            while size < limit and (piece := self._source.read1()):
+                pieces.append(memoryview(piece))
+                size += len(piece)
+            self._view = pieces[0] if len(pieces) == 1 else memoryview(b"".join(pieces))
+        out = self._view[:limit]
+        self._view = self._view[limit:]
+        return out
+
+
+class _Plain:
+    """An uncompressed stream: the head, then the source's pieces as they are."""
+
+    def __init__(self, source: PieceSource, head: bytes) -> None:
+        self._source = source
+        self._head = head
+
+    def read1(self) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            return head
+        return self._source.read1()
+
+
+class _GzipMember:
     """gzip bytes -> their content: exactly one gzip member (RFC 1952), nothing after it.
 
     Inflated by ISA-L with a bound on each call's output, so a member of zeros that
     inflates a thousandfold costs no more memory than any other.
     """
 
-    def __init__(self, source: IO[bytes]) -> None:
+    def __init__(self, source: _Input) -> None:
         self._source = source
         self._inflate = isal_zlib.decompressobj(wbits=31)
         self._tail = b""
+        self._done = False
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def read1(self) -> bytes:
         while not self._inflate.eof:
-            data = self._tail or self._source.read(_GZIP_INPUT_SIZE)
+            data: bytes | memoryview = self._tail or self._source.take(_GZIP_INPUT_SIZE)
             if not data:
                 raise EOFError("the gzip stream ends before its end-of-stream marker")
-            out = self._inflate.decompress(data, len(buffer))
+            out = self._inflate.decompress(data, READ_SIZE)
             self._tail = self._inflate.unconsumed_tail
             if out:
-                buffer[: len(out)] = out
-                return len(out)
+                return out
+        if not self._done:
+            self._check_end()
+            self._done = True
+        return b""
+
+    def _check_end(self) -> None:
         # The trailer (CRC-32 and length) has been checked by now. After it, as after the
         # tar stream, only what a tape-blocking writer pads with may follow: zeros, up to
         # one tar record. A second member, or a few GB of zeros, are not this format.
         rest = self._inflate.unused_data + self._tail
-        rest += self._source.read(max(0, tarfile.RECORDSIZE + 1 - len(rest)))
+        while len(rest) <= tarfile.RECORDSIZE and (more := self._source.take(_GZIP_INPUT_SIZE)):
+            rest += more
         if rest.count(0) != len(rest):
             raise OSError("data after the end of the gzip stream")
         if len(rest) > tarfile.RECORDSIZE:
             raise OSError("more zero padding after the gzip stream than one tar record")
-        return 0
 
 
 class _ZstdFrames:
@@ -144,35 +200,43 @@ class _ZstdFrames:
             self._state, self._need = "magic", 4
 
 
-class _ZstdInput(io.RawIOBase):
+class _ZstdInput:
     """The compressed bytes on their way to the zstd decoder, checked for a cut frame."""
 
-    def __init__(self, source: IO[bytes]) -> None:
+    def __init__(self, source: _Input) -> None:
         self._source = source
         self._frames = _ZstdFrames()
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        count = self._source.readinto(buffer)  # type: ignore[attr-defined]
-        if not count:
+    def read(self, size: int = -1) -> bytes:
+        view = self._source.take(size if size > 0 else READ_SIZE)
+        if not view:
             if not self._frames.between_frames:
                 raise EOFError("the zstd stream ends inside a frame")
-            return 0
-        self._frames.feed(memoryview(buffer)[:count])
-        return int(count)
+            return b""
+        self._frames.feed(view)
+        return bytes(view)
 
 
-def decompressed(raw: io.RawIOBase) -> IO[bytes]:
-    """The tar bytes in ``raw``, whose first read must return ``HEAD_SIZE`` bytes (fewer
-    only if the stream is shorter): ``peek`` reads once, and the codec is told from them."""
-    buffered = io.BufferedReader(raw, READ_SIZE)
-    codec = detect_codec(buffered.peek(HEAD_SIZE)[:HEAD_SIZE])
+class _Zstd:
+    """zstd bytes -> their content, a bounded piece at a time."""
+
+    def __init__(self, source: _Input) -> None:
+        decompressor = zstandard.ZstdDecompressor()
+        source_file = cast(IO[bytes], _ZstdInput(source))
+        self._reader = decompressor.stream_reader(source_file, read_across_frames=True)
+
+    def read1(self) -> bytes:
+        return self._reader.read(READ_SIZE)
+
+
+def decompressed(source: PieceSource) -> PieceSource:
+    """The tar bytes in ``source``, the codec told from its first ``HEAD_SIZE`` bytes."""
+    head = b""
+    while len(head) < HEAD_SIZE and (piece := source.read1()):
+        head = head + piece if head else piece
+    codec = detect_codec(head[:HEAD_SIZE])
     if codec is Codec.GZIP:
-        return cast(IO[bytes], io.BufferedReader(_GzipMember(buffered), READ_SIZE))
+        return _GzipMember(_Input(source, head))
     if codec is Codec.ZSTD:
-        source = cast(IO[bytes], _ZstdInput(buffered))
-        reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
-        return cast(IO[bytes], io.BufferedReader(cast(io.RawIOBase, reader), READ_SIZE))
-    return cast(IO[bytes], buffered)
+        return _Zstd(_Input(source, head))
+    return _Plain(source, head)

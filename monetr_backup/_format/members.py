@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from .._hashing import OffloadedSha256
 from .._progress import Phase, ProgressTracker
 from .._protocols import DumpSource, Member
 from .._version import __version__
@@ -54,7 +55,7 @@ class Ledger:
         """``name`` under the archive's top folder."""
         return f"{self.top}/{name}"
 
-    def hashed(self, name: str, chunks: list[bytes], sha256: str) -> Member:
+    def hashed(self, name: str, chunks: Sequence[bytes | bytearray], sha256: str) -> Member:
         """A member whose content (in memory) and digest are already known."""
         member = Member.from_chunks(self.full_name(name), chunks, mtime=self.mtime)
         self.entries.append(MemberEntry(name=member.name, size=member.size, sha256=sha256))
@@ -69,12 +70,13 @@ class Ledger:
         """``member`` renamed, with a digest taken as the tar encoder reads it."""
         full = self.full_name(name)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            digest = hashlib.sha256()
+        async def chunks() -> AsyncIterator[bytes | bytearray]:
+            digest = OffloadedSha256()
             async for chunk in member.chunks:
-                digest.update(chunk)
+                await digest.update(chunk)
                 yield chunk
-            self.entries.append(MemberEntry(name=full, size=member.size, sha256=digest.hexdigest()))
+            sha256 = await digest.hexdigest()
+            self.entries.append(MemberEntry(name=full, size=member.size, sha256=sha256))
 
         return Member(full, member.size, chunks(), mtime=member.mtime)
 

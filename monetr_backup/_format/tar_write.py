@@ -35,9 +35,11 @@ def _padding(size: int) -> bytes:
     return bytes(-size % BLOCK)
 
 
-async def encode_tar(members: AsyncIterable[Member]) -> AsyncIterator[bytes]:
+async def encode_tar(members: AsyncIterable[Member]) -> AsyncIterator[bytes | bytearray]:
     """Yield a complete tar archive holding ``members``, in order.
 
+    Members' chunks are passed on as they come (a dump part's blocks are ``bytearray``
+    buffers nobody writes to again): a consumer that keeps chunks must not change them.
     Raises :class:`StorageSourceError` if a member yields more or fewer bytes than it declared
     (for instance a file that changed while it was read).
     """

@@ -47,13 +47,15 @@ def dump_args(dump_format: DumpFormat) -> list[str]:
     return ["--format=plain", "--no-password"]
 
 
-def read_part(fd: int, size: int) -> list[bytes]:
+def read_part(fd: int, size: int) -> list[bytes | bytearray]:
     """Blocking: read up to ``size`` bytes from ``fd``, as blocks of at most ``BLOCK``.
 
     A part stays a list of blocks rather than one joined buffer: joining would copy the
-    whole part once more and hold it twice. Returns an empty list at end of file.
+    whole part once more and hold it twice. The blocks are the buffers read into, not
+    copies: nothing writes to them after this (the tar encoder, the compressors, the
+    hashes and the sinks only read). Returns an empty list at end of file.
     """
-    blocks: list[bytes] = []
+    blocks: list[bytes | bytearray] = []
     remaining = size
     while remaining:
         block = bytearray(min(BLOCK, remaining))
@@ -67,7 +69,7 @@ def read_part(fd: int, size: int) -> list[bytes]:
         view.release()
         if filled:
             del block[filled:]
-            blocks.append(bytes(block))
+            blocks.append(block)
         remaining -= filled
         if filled < len(block):
             break

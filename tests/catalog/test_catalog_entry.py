@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 import monetr_backup as mb
-from monetr_backup._catalog.digest import OFFLOAD_BYTES, HashingSink
+from monetr_backup._catalog.digest import HashingSink
 from monetr_backup._catalog.entry import (
     ENTRY_SUFFIX,
     CatalogEntry,
     build_entry,
     recipient_fingerprint,
 )
+from monetr_backup._hashing import BATCH_BYTES, INLINE_BYTES
 from monetr_backup._local.file_sink import open_file_sink
 from monetr_backup.testing import PostgresServer, TemporarySeaweedS3
 
@@ -251,8 +252,9 @@ def test_ssh_recipients_fingerprint_as_ssh_keygen_does(tmp_path: Path) -> None:
 
 
 async def test_the_hashing_sink_hashes_exactly_what_the_file_holds(tmp_path: Path) -> None:
-    """Chunks on both sides of the thread threshold, empty ones included, in order."""
-    sizes = [0, 1, OFFLOAD_BYTES - 1, OFFLOAD_BYTES, 3 * OFFLOAD_BYTES + 7, 5]
+    """Chunks on both sides of the thread's batch size and of what the end hashes inline,
+    empty ones included, in order."""
+    sizes = [0, 1, INLINE_BYTES, BATCH_BYTES - 1, BATCH_BYTES, 3 * BATCH_BYTES + 7, 5]
     chunks = [bytes([n % 251]) * size for n, size in enumerate(sizes)]
     path = tmp_path / "a.tar"
     async with open_file_sink(path) as file_sink:
@@ -262,7 +264,7 @@ async def test_the_hashing_sink_hashes_exactly_what_the_file_holds(tmp_path: Pat
         await sink.commit()
     stored = path.read_bytes()
     assert sink.size == len(stored) == sum(sizes)
-    assert sink.hexdigest() == hashlib.sha256(stored).hexdigest()
+    assert await sink.hexdigest() == hashlib.sha256(stored).hexdigest()
 
 
 async def test_an_encrypted_backups_entry_names_its_recipients_and_nothing_inside(

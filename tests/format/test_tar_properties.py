@@ -165,7 +165,7 @@ def test_encode_tar_refuses_a_member_of_the_wrong_size(
                 yield spec.member()
             yield bad.member(declared)
 
-        out: list[bytes] = []
+        out: list[bytes | bytearray] = []
         try:
             async for chunk in encode_tar(members()):
                 out.append(chunk)

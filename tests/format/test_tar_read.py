@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
+import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 import monetr_backup as mb
+from monetr_backup.stages import open_tar_entries
 
+from support.archives import regular
 from support.targets import tree
 
 pytestmark = pytest.mark.anyio
@@ -33,3 +40,32 @@ async def test_data_after_the_end_of_the_archive_is_damage(tmp_path: Path) -> No
             mb.FileArchive(path=appended), storage=mb.DirectoryStorage(path=tmp_path / "t")
         )
     assert tree(tmp_path / "t") == {}
+
+
+@pytest.mark.reliability(
+    "fault",
+    "the archive's bytes stop coming (a stalled download) after the first member",
+    "the first member and its content reach the consumer before the stall; leaving then "
+    "ends the reader",
+)
+async def test_a_member_is_handed_on_before_the_reader_waits_for_more_bytes() -> None:
+    """The reader sends the events it batched before it blocks on input: a member whose
+    bytes have all arrived is not held back until more of the archive comes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("first", "second"):
+            info, _ = regular(name, name.encode() * 100)
+            tar.addfile(info, io.BytesIO(name.encode() * 100))
+    whole = buffer.getvalue()
+    second = whole.index(b"second")  # inside the second member's header block
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield whole[:second]
+        await anyio.sleep_forever()
+
+    with anyio.fail_after(10):
+        async with open_tar_entries(stalled()) as entries:
+            entry = await anext(entries)
+            assert entry.name == "first"
+            assert b"".join([chunk async for chunk in entry.chunks]) == b"first" * 100
+            assert entry.sha256 == hashlib.sha256(b"first" * 100).hexdigest()

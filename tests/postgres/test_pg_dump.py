@@ -34,7 +34,7 @@ def test_read_part_cuts_a_pipe_into_exact_parts(part_size: int) -> None:
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        parts: list[list[bytes]] = []
+        parts: list[list[bytes | bytearray]] = []
         while part := read_part(read_fd, part_size):
             parts.append(part)
             if sum(map(len, part)) < part_size:

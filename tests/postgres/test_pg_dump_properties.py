@@ -78,7 +78,7 @@ def test_read_part_cuts_any_pipe_stream_into_exact_parts(
     writer = threading.Thread(target=_write_all, args=(write_fd, data, writes))
     writer.start()
     try:
-        parts: list[list[bytes]] = []
+        parts: list[list[bytes | bytearray]] = []
         while part := read_part(read_fd, part_size):
             parts.append(part)
         assert read_part(read_fd, part_size) == []

@@ -44,6 +44,8 @@ MANIFEST_BOMB_ENTRIES = 300_000
 BOMB_SIZE = GIB
 #: A declared size no archive of ours has, for members whose content is short.
 HUGE = 1 << 40
+#: Size of the PAX header bomb's one extended header (zeros: ~256 KB gzipped).
+PAX_BOMB_SIZE = 256 * MIB
 
 
 def gz(tar: bytes) -> bytes:
@@ -351,6 +353,28 @@ def _pax_path(good: Good, path: str) -> Piece:
     return info, data
 
 
+def _pax_header_bomb(good: Good) -> bytes:
+    """A PAX extended header of :data:`PAX_BOMB_SIZE` zeros in front of the last object,
+    compressed as a stream: a reader that takes a header whole holds all of it."""
+    at = good.role("object-last")
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type, info.size = tarfile.XHDTYPE, PAX_BOMB_SIZE
+    header = info.tobuf(tarfile.USTAR_FORMAT, encoding="utf-8", errors="surrogateescape")
+    compressor = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+    out = [compressor.compress(pack_prefix(good.pieces[:at]) + header)]
+    zeros = bytes(MIB)
+    out += [compressor.compress(zeros) for _ in range(PAX_BOMB_SIZE // MIB)]
+    out += [compressor.compress(pack(good.pieces[at:])), compressor.flush()]
+    return b"".join(out)
+
+
+def _gnu_sparse(good: Good) -> bytes:
+    """A GNU sparse member (type ``S``) among the objects: no backup writes one."""
+    info, data = good.storage("sparse", b"escape")
+    info.type = tarfile.GNUTYPE_SPARSE
+    return good.spliced(good.role("object-last"), raw_member(info, data, tarfile.GNU_FORMAT))
+
+
 def _device(good: Good, kind: bytes) -> Piece:
     info, data = special_member(f"{good.top}/storage/dev", kind)
     info.devmajor, info.devminor = 1, 3  # /dev/null
@@ -503,6 +527,7 @@ def corpus() -> list[Variant]:
         v("pax-path-absolute", Unsafe, "a harmless ustar name, PAX path /etc/x", lambda g: g.inserted("object-last", _pax_path(g, "/etc/x"))),
         v("pax-path-outside-top", Unsafe, "a harmless ustar name, PAX path in another top folder", lambda g: g.inserted("object-last", _pax_path(g, "elsewhere/storage/x"))),
         v("gnu-longname-traversal", Unsafe, "a GNU long name climbing out with ..", lambda g: _gnu_longname(g, f"{g.top}/storage/" + "../" * 40 + "etc/x")),
+        v("gnu-sparse", Corrupt, "a GNU sparse member among the objects", _gnu_sparse),
         v("outside-top", Unsafe, "a member under another top folder", lambda g: g.inserted("object-last", file_member("monetr-backup-20990101T000000Z/storage/x", b"x"))),
         # Members duplicated, missing, reordered or unexpected.
         v("part-duplicated", Corrupt, "the first dump part twice", lambda g: g.doubled("part-1")),
@@ -541,6 +566,7 @@ def corpus() -> list[Variant]:
         v("huge-manifest", Corrupt, "manifest.json's size says 1 TiB", lambda g: g.declared("manifest", HUGE)),
         # Bombs: small files that expand.
         v("decompression-bomb", Checksum, "a 1 GiB object of zeros (1 MB gzipped) not in the manifest", Good.bomb, over_bounds="the 1 GiB goes to the targets before the manifest says it should not be there"),
+        v("pax-header-bomb", Corrupt, f"a PAX extended header of {PAX_BOMB_SIZE // MIB} MiB of zeros (~256 KB gzipped)", _pax_header_bomb),
         v("manifest-bomb", Corrupt, f"a manifest of {MANIFEST_BOMB_ENTRIES:,} fake entries", Good.manifest_bomb),
         v("manifest-bomb-under-limit", Checksum, "a manifest of fake entries just under its size limit", _manifest_bomb_under_limit),
         v("header-bomb", Corrupt, "header.json padded to 1 MiB + 1 byte", lambda g: g.replaced("header", file_member(g.pieces[0][0].name, g.pieces[0][1] + b" " * (MIB + 1 - len(g.pieces[0][1]))))),
