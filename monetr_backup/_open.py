@@ -10,6 +10,9 @@ import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 
+import anyio
+import anyio.to_thread
+
 from ._config import Overwrite
 from ._format.archive_reader import ArchiveReader
 from ._format.decrypt import open_decrypted
@@ -151,7 +154,7 @@ async def _archive_bytes(
     if isinstance(archive, FileArchive):
         if on_size is not None:
             with contextlib.suppress(OSError):  # the reader says what is wrong with it
-                on_size(archive.path.stat().st_size)
+                on_size((await anyio.to_thread.run_sync(archive.path.stat)).st_size)
         async with aclosing(file_bytes(archive.path)) as chunks:
             yield chunks
     elif isinstance(archive, S3Archive):

@@ -133,7 +133,8 @@ async def compress(
         out = await anyio.to_thread.run_sync(run, batch, compressor.compress)
         if out:
             yield out
-    tail = compressor.flush()
+    # In a thread: with worker threads, zstd compresses what is queued during the flush.
+    tail = await anyio.to_thread.run_sync(compressor.flush)
     if tail:
         yield tail
 

@@ -247,6 +247,25 @@ class _Tape:
             size -= len(piece)
 
 
+_SPARSE = "a sparse member (this format has none)"
+
+
+class _TarInfo(tarfile.TarInfo):
+    """The stdlib's header parser, refusing the sparse forms before it expands them.
+
+    Expanding a sparse map reads extension blocks (old GNU) or map numbers (GNU 1.0) for
+    as long as the archive says there are more: a small hostile archive would cost
+    unbounded memory before the member's ``sparse`` could be looked at. This format has
+    no sparse members.
+    """
+
+    def _proc_sparse(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        raise tarfile.ReadError(_SPARSE)
+
+    def _proc_gnusparse_10(self, *args: object) -> None:
+        raise tarfile.ReadError(_SPARSE)
+
+
 class _Headers:
     """What ``TarInfo.fromtarfile`` uses of a ``TarFile``, with a read-mode TarFile's defaults."""
 
@@ -267,7 +286,7 @@ class _Headers:
         self.fileobj.skip(self.offset - self.fileobj.position)
         first = self.offset == 0
         try:
-            return tarfile.TarInfo.fromtarfile(cast(tarfile.TarFile, self))
+            return _TarInfo.fromtarfile(cast(tarfile.TarFile, self))
         except _EOF_HEADER:
             return None
         except _EMPTY_HEADER:
@@ -291,7 +310,7 @@ def _parse(link: _Link) -> None:
         while (info := headers.next()) is not None:
             current = info.name
             if info.sparse is not None:
-                raise tarfile.ReadError("a sparse member (this format has none)")
+                raise tarfile.ReadError(_SPARSE)
             link.emit(_Start(info))
             digest = hashlib.sha256()
             if info.isreg():
@@ -324,6 +343,12 @@ def _parse(link: _Link) -> None:
         zlib.error,
         _ISAL_ERROR,
         zstandard.ZstdError,
+        # What the stdlib's header parser raises on some malformed headers: a field cut
+        # short (IndexError, ValueError), a chain of thousands of extended headers, each
+        # parsed by a recursive call (RecursionError).
+        IndexError,
+        ValueError,
+        RecursionError,
     ) as exc:
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, EOFError) or "unexpected end" in reason:

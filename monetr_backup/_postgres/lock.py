@@ -78,36 +78,43 @@ async def _advisory_lock(
     where = f"database {database!r} at {config.host}:{config.port}"
     # Shielded and bounded, as every short session (see server._session): asyncpg
     # cancelled mid-handshake can leak the connection, and with it the lock.
-    with anyio.CancelScope(shield=True), anyio.fail_after(config.connect_timeout + 5):
-        try:
-            connection = await connect(config, database)
-        except _PG_ERRORS as exc:
-            raise DatabaseConnectionError(
-                f"cannot connect to {where} as {config.user!r} to take the lock: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        try:
-            args = ", ".join(f"${n}" for n in range(1, len(keys) + 1))
-            taken = await connection.fetchval(f"SELECT pg_try_advisory_lock({args})", *keys)
-            holder = None
-            if not taken:
-                holder = await connection.fetchval(_HOLDER_SQL, *_lock_tag(keys))
-        except BaseException as exc:
-            await connection.close()
-            if isinstance(exc, _PG_ERRORS):
+    try:
+        with anyio.CancelScope(shield=True), anyio.fail_after(config.connect_timeout + 5):
+            try:
+                connection = await connect(config, database)
+            except _PG_ERRORS as exc:
                 raise DatabaseConnectionError(
-                    f"taking the lock in {where} failed: {type(exc).__name__}: {exc}"
+                    f"cannot connect to {where} as {config.user!r} to take the lock: "
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
-            raise
-        if not taken:
-            await connection.close()
-            by = f" (PostgreSQL backend pid {holder})" if holder is not None else ""
-            raise ConcurrentOperationError(
-                f"another backup or restore of {what} is running{by}: it holds the advisory "
-                f"lock {', '.join(map(str, keys))} in {where}; nothing was done, try again "
-                "once it has finished",
-                holder_pid=holder,
-            )
+            try:
+                args = ", ".join(f"${n}" for n in range(1, len(keys) + 1))
+                taken = await connection.fetchval(f"SELECT pg_try_advisory_lock({args})", *keys)
+                holder = None
+                if not taken:
+                    holder = await connection.fetchval(_HOLDER_SQL, *_lock_tag(keys))
+            except BaseException as exc:
+                await connection.close()
+                if isinstance(exc, _PG_ERRORS):
+                    raise DatabaseConnectionError(
+                        f"taking the lock in {where} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+                raise
+            if not taken:
+                await connection.close()
+                by = f" (PostgreSQL backend pid {holder})" if holder is not None else ""
+                raise ConcurrentOperationError(
+                    f"another backup or restore of {what} is running{by}: it holds the advisory "
+                    f"lock {', '.join(map(str, keys))} in {where}; nothing was done, try again "
+                    "once it has finished",
+                    holder_pid=holder,
+                )
+    except TimeoutError as exc:
+        # A slow connect and a slow query each within bounds, together not: typed as a
+        # connection problem, as server._session types it.
+        raise DatabaseConnectionError(
+            f"taking the lock in {where} took over {config.connect_timeout + 5:g} s"
+        ) from exc
     try:
         yield
     finally:

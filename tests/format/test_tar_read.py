@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import tarfile
+import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -69,3 +70,57 @@ async def test_a_member_is_handed_on_before_the_reader_waits_for_more_bytes() ->
             assert entry.name == "first"
             assert b"".join([chunk async for chunk in entry.chunks]) == b"first" * 100
             assert entry.sha256 == hashlib.sha256(b"first" * 100).hexdigest()
+
+
+def _sparse_header_with_extensions(count: int) -> bytes:
+    """An old-GNU sparse header (type ``S``) announcing ``count`` extension blocks."""
+    info = tarfile.TarInfo("monetr-backup-20240305T141502Z/header.json")
+    block = bytearray(info.tobuf(tarfile.GNU_FORMAT)[:512])
+    block[156] = ord("S")
+    block[482] = 1  # isextended: another block of the sparse map follows
+    block[148:156] = b"        "
+    block[148:156] = b"%06o\0 " % sum(block)
+    # 21 map entries (offset, size: 12 octal bytes each) per block, none of them zero, so
+    # the stdlib's parser keeps every one.
+    extension = bytearray(b"00000000001\0" * 42 + bytes(8))
+    extension[504] = 1
+    return bytes(block) + bytes(extension) * count + bytes(512) + bytes(1024)
+
+
+def _long_name_chain(count: int) -> bytes:
+    """``count`` GNU long-name headers in a row, each naming the next header."""
+    out = b""
+    for _ in range(count):
+        info = tarfile.TarInfo("././@LongLink")
+        info.type = tarfile.GNUTYPE_LONGNAME
+        info.size = 11
+        out += info.tobuf(tarfile.GNU_FORMAT)[:512] + b"x" * 10 + bytes(502)
+    return out + bytes(1024)
+
+
+@pytest.mark.reliability(
+    "hostile input",
+    "a sparse header with 100,000 extension blocks; a chain of 5,000 GNU long-name headers",
+    "CorruptArchiveError, read in bounded memory (the stdlib would expand or recurse)",
+)
+@pytest.mark.parametrize("case", ["sparse-extensions", "long-name-chain"])
+async def test_header_forms_the_stdlib_would_expand_are_refused(case: str, tmp_path: Path) -> None:
+    """Refused as corrupt, not an IndexError or RecursionError out of tarfile's parser,
+    and without the sparse map's blocks piling up in memory first."""
+    data = _sparse_header_with_extensions(100_000) if case == "sparse-extensions" else None
+    path = tmp_path / "hostile.tar.gz"
+    path.write_bytes(gzip.compress(data or _long_name_chain(5000), 1))
+    tracemalloc.start()
+    try:
+        report = await mb.verify(mb.FileArchive(path=path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not report.ok
+    assert report.problems[0].kind == "CorruptArchiveError"
+    assert peak < 32 * 1024 * 1024
+    with pytest.raises(mb.CorruptArchiveError):
+        await mb.restore(
+            mb.FileArchive(path=path), storage=mb.DirectoryStorage(path=tmp_path / "t")
+        )
+    assert not (tmp_path / "t").exists()
