@@ -150,14 +150,27 @@ class InstanceFilesTarget:
             try:
                 os.replace(staged.temporary, staged.destination)
             except OSError as exc:
-                raise InstanceFileError(
+                error = InstanceFileError(
                     f"cannot move the restored file into place at {staged.destination}: "
                     f"{exc.strerror or exc}",
                     path=staged.destination,
-                ) from exc
+                )
+                if self.restored:
+                    # Renames cannot be undone: say which files are already in place.
+                    error.add_note(
+                        "already in place: " + ", ".join(str(path) for path in self.restored)
+                    )
+                raise error from exc
             del self._staged[0]
             self.restored.append(staged.destination)
-            _sync_folder(staged.destination.parent)
+            try:
+                _sync_folder(staged.destination.parent)
+            except OSError as exc:
+                raise InstanceFileError(
+                    f"{staged.destination} is in place, but its folder could not be synced: "
+                    f"{exc.strerror or exc}",
+                    path=staged.destination,
+                ) from exc
 
     async def abort(self) -> None:
         """Remove every file staged and not yet renamed."""
