@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_TAGS",
+    "UPLOAD_TOKEN_KEY",
     "ServerSideEncryption",
     "StorageClass",
     "check_metadata",
@@ -54,6 +55,10 @@ MAX_TAG_VALUE = 256
 _TAG_TEXT = re.compile(r"[\w\s+\-=.:/@]*")
 #: User metadata: keys and values together, as UTF-8 (here ASCII) bytes.
 MAX_METADATA_BYTES = 2048
+#: Set by every archive upload to a random token of its own, so that a commit whose answer
+#: was lost can recognise its object (see ``S3Upload._landed``): its room is reserved.
+UPLOAD_TOKEN_KEY = "monetr-backup-upload"
+UPLOAD_TOKEN_BYTES = len(UPLOAD_TOKEN_KEY) + 32
 #: An HTTP header name's characters (the key goes out as ``x-amz-meta-<key>``).
 _METADATA_KEY = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 #: Printable ASCII: header values outside it are mangled or refused on the way.
@@ -91,11 +96,16 @@ def check_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
             # S3 lower-cases metadata keys: two that differ in case would be one.
             raise ValueError(f"metadata key {key!r} is given twice (keys ignore case)")
         seen.add(key.lower())
+        if key.lower() == UPLOAD_TOKEN_KEY:
+            raise ValueError(f"metadata key {key!r} is the library's own (the upload's token)")
         if not _METADATA_VALUE.fullmatch(value):
             raise ValueError(f"metadata {key!r}: the value must be printable ASCII")
     size = sum(len(key) + len(value) for key, value in metadata.items())
-    if size > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is {size} bytes; S3 allows {MAX_METADATA_BYTES}")
+    if size > MAX_METADATA_BYTES - UPLOAD_TOKEN_BYTES:
+        raise ValueError(
+            f"metadata is {size} bytes; S3 allows {MAX_METADATA_BYTES}, of which "
+            f"{UPLOAD_TOKEN_BYTES} are the upload token's"
+        )
     return metadata
 
 

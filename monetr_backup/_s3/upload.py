@@ -21,13 +21,14 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
+import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 import anyio.to_thread
@@ -40,6 +41,7 @@ from .._errors import ArchiveWriteError, single_errors
 from .._units import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from .client import S3Client
 from .errors import S3_ERRORS, describe_error, is_not_found, is_precondition_failed
+from .object_settings import UPLOAD_TOKEN_KEY
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
@@ -145,6 +147,12 @@ class S3Upload:
         self._on_stored = on_stored
         #: Encryption, storage class, tags, metadata: set when the object is created.
         self._object_args = dict(object_args or {})
+        # A token of this upload's own in the object's metadata: how a commit whose answer
+        # was lost knows the object at the key is its own when ETags prove nothing (SSE-KMS).
+        self._token = secrets.token_hex(16)
+        metadata = dict(cast("Mapping[str, str]", self._object_args.get("Metadata") or {}))
+        metadata[UPLOAD_TOKEN_KEY] = self._token
+        self._object_args["Metadata"] = metadata
         # Written chunks not yet cut into a part: a list, so cutting copies each byte once.
         self._pending: deque[bytes] = deque()
         self._pending_size = 0
@@ -421,18 +429,21 @@ class S3Upload:
         The final request can succeed and its answer be lost; botocore's retry then meets
         our own object (412 from If-None-Match, or NoSuchUpload once the upload is
         complete). Raising then would tell the caller "failed" about an archive that is
-        visible. The object is ours if its ETag is that of our bytes (MD5, or for a
-        multipart upload the MD5 of the parts' MD5s) and its size is ours; a server whose
-        ETags are not MD5s (SSE-KMS) never matches, and the error stands.
+        visible. The object is ours if its size is ours and it carries this upload's
+        token in its metadata (set when it was created; what SSE-KMS needs, whose ETags
+        are not MD5s), or, from a server that drops metadata, its ETag is that of our
+        bytes (MD5, or for a multipart upload the MD5 of the parts' MD5s).
         """
-        if etag is None:
-            return False
         with anyio.CancelScope(shield=True), anyio.move_on_after(ABORT_TIMEOUT):
             try:
                 head = await self._client.head_object(Bucket=self.bucket, Key=self.key)
             except S3_ERRORS:
                 return False
-            return head.get("ETag", "").strip('"') == etag and head.get("ContentLength") == size
+            if head.get("ContentLength") != size:
+                return False
+            if head.get("Metadata", {}).get(UPLOAD_TOKEN_KEY) == self._token:
+                return True
+            return etag is not None and head.get("ETag", "").strip('"') == etag
         return False
 
     async def abort(self) -> None:

@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 import monetr_backup as mb
-from monetr_backup._s3.object_settings import put_args
+from monetr_backup._s3.object_settings import UPLOAD_TOKEN_KEY, put_args
 from monetr_backup.stages import Member
 
 from support.env import Env
@@ -79,6 +79,10 @@ async def test_object_settings_reach_the_server(env: Env, size: int, request_kin
     head = env.client.head_object(Bucket=env.bucket, Key="archive.tar.gz")
     assert head["ServerSideEncryption"] == "AES256"
     assert head["StorageClass"] == "STANDARD_IA"
+    # Besides the caller's metadata, the upload's own token (how a commit whose answer was
+    # lost recognises its object), different for every upload.
+    token = head["Metadata"].pop(UPLOAD_TOKEN_KEY)
+    assert len(token) == 32
     assert head["Metadata"] == METADATA
     assert (head["ContentLength"] > BIG) is (size == BIG)
     tagging = env.client.get_object_tagging(Bucket=env.bucket, Key="archive.tar.gz")

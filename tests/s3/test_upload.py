@@ -234,3 +234,24 @@ async def test_stream_too_big_for_max_parts_fails_cleanly(
         await upload_three_parts()
     assert object_keys(s3.client(), bucket) == []
     assert multipart_uploads(s3.client(), bucket) == []
+
+
+@pytest.mark.parametrize("size", [1000, MIN_PART + 1], ids=["put-object", "multipart"])
+async def test_a_committed_upload_knows_its_object_by_its_token(
+    size: int, s3_config: S3Config, bucket: str
+) -> None:
+    """What a commit whose answer was lost relies on: the object carries this upload's
+    token, so it is recognised as ours even when its ETag proves nothing (SSE-KMS), and
+    an object another upload wrote at the key is not."""
+    data = os.urandom(size)
+    async with open_s3_client(s3_config) as aio:
+        async with open_s3_upload(aio, bucket, KEY, part_size=MIN_PART) as first:
+            await first.write(data)
+            await first.commit()
+        assert await first._landed(None, size)  # no ETag to compare: the token decides
+        assert not await first._landed(None, size + 1)
+        async with open_s3_upload(aio, bucket, KEY, part_size=MIN_PART, overwrite=True) as other:
+            await other.write(data)
+            await other.commit()
+        assert not await first._landed(None, size)
+        assert await other._landed(None, size)
