@@ -22,6 +22,7 @@ import anyio
 import anyio.to_thread
 
 from .._format.documents import Header, Manifest
+from .._local.safe_paths import fsync_folder
 from .._locations import FileArchive, S3Archive
 from .._protocols import ArchiveSink, DumpSource
 from .._s3.client import S3Client, client_for
@@ -70,11 +71,7 @@ def write_entry_file(path: Path, data: bytes) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_folder(path.parent)
 
 
 async def record_backup(

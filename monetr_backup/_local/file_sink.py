@@ -19,17 +19,9 @@ import anyio.to_thread
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from .._errors import ArchiveWriteError
-from .safe_paths import open_shielded
+from .safe_paths import fsync_folder, open_shielded
 
 __all__ = ["FileSink", "open_file_sink"]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _publish(temp: Path, path: Path, overwrite: bool) -> None:
@@ -39,7 +31,7 @@ def _publish(temp: Path, path: Path, overwrite: bool) -> None:
         # link() fails if ``path`` appeared meanwhile, so an archive is never clobbered.
         os.link(temp, path)
         os.unlink(temp)
-    _fsync_dir(path.parent)
+    fsync_folder(path.parent)
 
 
 class FileSink:

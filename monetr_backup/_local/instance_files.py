@@ -24,7 +24,7 @@ from .._format.documents import Header, InstanceFileEntry, InstanceFileKind
 from .._format.layout import MAX_INSTANCE_FILE_SIZE, PRIVATE_KEY_NAME, config_file_name
 from .._locations import InstanceFiles
 from .._protocols import StoredObject
-from .safe_paths import Owner, owner_of
+from .safe_paths import Owner, fsync_folder, owner_of
 
 __all__ = ["InstanceFilesTarget", "open_instance_target", "read_instance_files"]
 
@@ -164,7 +164,7 @@ class InstanceFilesTarget:
             del self._staged[0]
             self.restored.append(staged.destination)
             try:
-                _sync_folder(staged.destination.parent)
+                fsync_folder(staged.destination.parent)
             except OSError as exc:
                 raise InstanceFileError(
                     f"{staged.destination} is in place, but its folder could not be synced: "
@@ -188,14 +188,6 @@ def _default_owner(destination: Path) -> Owner | None:
     # As for a directory restore: run as root, the files get the folder's owner, so the
     # monetr user that owns /etc/monetr can read its key; otherwise they are ours anyway.
     return owner_of(destination.parent) if os.geteuid() == 0 else None
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _destinations(files: InstanceFiles, announced: Sequence[InstanceFileEntry]) -> dict[str, Path]:

@@ -18,7 +18,7 @@ import anyio
 from .._errors import UnsafeMemberError
 from .._format.layout import unsafe_path_reason
 
-__all__ = ["Owner", "dir_fd", "exists", "key_parts", "open_shielded", "owner_of"]
+__all__ = ["Owner", "dir_fd", "exists", "fsync_folder", "key_parts", "open_shielded", "owner_of"]
 
 
 def key_parts(key: str) -> list[str]:
@@ -67,6 +67,15 @@ def dir_fd(root: Path, folders: list[str], create: bool, owner: Owner | None = N
         os.close(fd)
         raise
     return fd
+
+
+def fsync_folder(folder: Path) -> None:
+    """Blocking: fsync ``folder``, so a rename or link made in it survives a crash."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def owner_of(path: Path) -> Owner:
