@@ -12,8 +12,6 @@ pg_dump first, which ends the reader's blocking read, so nothing outlives the ba
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -27,16 +25,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .._config import DumpFormat, PostgresConfig
 from .._errors import PgDumpError, single_errors
 from .._protocols import DumpPart
-from .programs import Tool, check_client, client_env, find_client, open_tool
+from .programs import Tool, check_client, client_env, find_client, large_pipe, open_tool
 from .server import ServerInfo, probe_server
 
 __all__ = ["PgDump", "dump_client", "open_pg_dump", "read_part"]
 
-#: Pipe capacity asked for (Linux F_SETPIPE_SZ): fewer, larger reads.
-PIPE_SIZE = 1024 * 1024
 #: Parts are lists of blocks of this size: big enough that per-block work is negligible.
 BLOCK = 1024 * 1024
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def dump_args(dump_format: DumpFormat) -> list[str]:
@@ -163,13 +158,10 @@ async def open_pg_dump(
     if server is None:
         server = await probe_server(config)
     binary, version = await dump_client(config, server)
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    read_fd, write_fd = large_pipe()
     async with AsyncExitStack() as stack:
         stack.enter_context(single_errors())
         stack.callback(os.close, read_fd)
-        # Not Linux, or over /proc/sys/fs/pipe-max-size: the default size still works.
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, PIPE_SIZE)
         try:
             tool = await stack.enter_async_context(
                 open_tool(

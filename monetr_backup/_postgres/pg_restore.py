@@ -10,21 +10,95 @@ was; a database the restore created is dropped again.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 
 from .._config import DumpFormat, PostgresConfig
 from .._errors import DatabaseConnectionError, PgRestoreError
-from .programs import Tool, check_client, client_env, find_client, open_tool, version_numbers
+from .programs import (
+    Tool,
+    check_client,
+    client_env,
+    find_client,
+    large_pipe,
+    open_tool,
+    version_numbers,
+)
 from .server import drop_database, prepare_target, probe_server
 
 __all__ = ["PgRestore", "open_pg_restore", "restore_args"]
 
 #: What writing to the tool's stdin raises once it has quit reading.
 _PIPE_ERRORS = (anyio.BrokenResourceError, BrokenPipeError, ConnectionResetError)
+#: Dump chunks are gathered up to this much, then written in one worker-thread hop: on
+#: the event loop, the pipe's many small partial writes and wake-ups were the loop's
+#: largest cost in a restore.
+WRITE_BATCH = 1024 * 1024
+
+
+def _write_all(fd: int, pieces: list[bytes]) -> None:
+    """Blocking: write every piece to ``fd``; a full pipe waits until the program reads."""
+    views = [memoryview(piece) for piece in pieces]
+    start = 0
+    while start < len(views):
+        count = os.writev(fd, views[start:])
+        while start < len(views) and count >= len(views[start]):
+            count -= len(views[start])
+            start += 1
+        if count:
+            views[start] = views[start][count:]
+
+
+class _PipeEnd:
+    """Our end of the pipe into the program: closed once, by commit or on the way out."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        """Close the end (the program reads to the end of its input) unless closed already."""
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+async def _write_to(tool: Tool, fd: int, pieces: list[bytes]) -> bool:
+    """Write ``pieces`` to the program's stdin from a worker thread; False if it quit reading.
+
+    A worker thread cannot be interrupted, and a program that stops reading (waiting for a
+    lock, say) would keep it blocked. So a cancellation meanwhile kills the program: its
+    end of the pipe closes, the write ends with EPIPE, and the thread with it, at once.
+    """
+    finished = False
+
+    async def kill_unless_finished() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            if not finished and tool.process.returncode is None:
+                tool.process.kill()
+
+    written = False
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kill_unless_finished)
+        try:
+            await anyio.to_thread.run_sync(_write_all, fd, pieces)
+            written = True
+        except _PIPE_ERRORS:
+            pass
+        finally:
+            finished = True
+            tg.cancel_scope.cancel()
+    if not written:
+        # Killed for a cancellation: that, not the broken pipe, is what happened.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+    return written
 
 
 def restore_args(
@@ -128,6 +202,7 @@ class PgRestore:
         tool: Tool | None,
         program: str,
         *,
+        stdin: _PipeEnd | None = None,
         created: bool,
         applier: Tool | None = None,
         pumped: anyio.Event | None = None,
@@ -141,19 +216,29 @@ class PgRestore:
         self._pumped = pumped
         #: Whether the target database was created for this restore.
         self.created = created
+        #: Our end of the pipe into the program's stdin, until commit closes it.
+        self._stdin = stdin
         self._held: bytes | None = None
+        #: Chunks released to the program but not yet written: at most ``WRITE_BATCH``.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self.committed = False
         #: Dump bytes handed to the program (all of them, after commit).
         self.applied = 0
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, pieces: list[bytes]) -> None:
         assert self._tool is not None
-        assert self._tool.process.stdin is not None
-        try:
-            await self._tool.process.stdin.send(data)
-        except _PIPE_ERRORS:
+        assert self._stdin is not None
+        if not await _write_to(self._tool, self._stdin.fd, pieces):
             # The program quit reading: its exit status and stderr say why.
-            raise await self._failure() from None
+            raise await self._failure()
+
+    async def _flush(self) -> None:
+        pieces, size = self._pending, self._pending_size
+        self._pending, self._pending_size = [], 0
+        if pieces:
+            await self._send(pieces)
+            self.applied += size
 
     async def _failure(self) -> PgRestoreError:
         assert self._tool is not None
@@ -169,9 +254,15 @@ class PgRestore:
         if self._tool is None:
             return  # a dry run: the dump is read and checked only
         if self._held is not None:
-            await self._send(self._held)
-            self.applied += len(self._held)
+            self._pending.append(self._held)
+            self._pending_size += len(self._held)
         self._held = data
+        if self._pending_size >= WRITE_BATCH:
+            await self._flush()
+        else:
+            # Still a checkpoint, as a write to the program was: a restore cancelled from its
+            # progress callback stops here, not a phase later.
+            await anyio.lowlevel.checkpoint_if_cancelled()
 
     async def commit(self) -> None:
         """Release the last chunk and close stdin: the program reaches the end and commits."""
@@ -179,12 +270,13 @@ class PgRestore:
             self.committed = True
             return
         if self._held is not None:
-            await self._send(self._held)
-            self.applied += len(self._held)
+            self._pending.append(self._held)
+            self._pending_size += len(self._held)
             self._held = None
-        assert self._tool.process.stdin is not None
-        with contextlib.suppress(*_PIPE_ERRORS):
-            await self._tool.process.stdin.aclose()
+        await self._flush()
+        assert self._stdin is not None
+        # The end of its input: the program can finish, and commit.
+        self._stdin.close()
         if await self._tool.process.wait() != 0:
             raise await self._failure()
         if self._applier is not None:
@@ -200,6 +292,7 @@ class PgRestore:
     async def abort(self) -> None:
         """Kill the program(s) before they commit: the transaction rolls back."""
         self._held = None
+        self._pending, self._pending_size = [], 0
         for tool in (self._tool, self._applier):
             if tool is not None and tool.process.returncode is None:
                 tool.process.kill()
@@ -262,35 +355,52 @@ async def open_pg_restore(
             yield PgRestore(None, program, created=created)
             return
         env = client_env(config)
-        if pipeline:
-            _, psql_args = restore_args(DumpFormat.PLAIN, no_owner=False, role=None)
-            prologue = _prologue(DumpFormat.PLAIN, clean=True, role=role)
-            async with (
-                open_tool([str(psql), *psql_args], env=env, stdin=subprocess.PIPE) as applier,
-                open_tool(
-                    [str(binary), *_convert_args(no_owner=no_owner)],
-                    env=env,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                ) as converter,
-                anyio.create_task_group() as tg,
-            ):
+        # The dump reaches the program through a pipe of our own, written from a thread.
+        read_fd, write_fd = large_pipe()
+        stdin = _PipeEnd(write_fd)
+        async with AsyncExitStack() as stack:
+            stack.callback(stdin.close)
+            with contextlib.ExitStack() as read_end:
+                read_end.callback(os.close, read_fd)
+                if pipeline:
+                    _, psql_args = restore_args(DumpFormat.PLAIN, no_owner=False, role=None)
+                    applier = await stack.enter_async_context(
+                        open_tool([str(psql), *psql_args], env=env, stdin=subprocess.PIPE)
+                    )
+                    tool = await stack.enter_async_context(
+                        open_tool(
+                            [str(binary), *_convert_args(no_owner=no_owner)],
+                            env=env,
+                            stdin=read_fd,
+                            stdout=subprocess.PIPE,
+                        )
+                    )
+                else:
+                    tool = await stack.enter_async_context(
+                        open_tool([str(binary), *args], env=env, stdin=read_fd)
+                    )
+            # The program holds the read end now; ours closed, its exit breaks the pipe.
+            if pipeline:
+                tg = await stack.enter_async_context(anyio.create_task_group())
                 pumped = anyio.Event()
-                tg.start_soon(_pump, converter, applier, prologue, pumped)
-                yield PgRestore(
-                    converter,
+                prologue = _prologue(DumpFormat.PLAIN, clean=True, role=role)
+                tg.start_soon(_pump, tool, applier, prologue, pumped)
+                target = PgRestore(
+                    tool,
                     program,
+                    stdin=stdin,
                     created=created,
                     applier=applier,
                     pumped=pumped,
                     psql_version=psql_version,
                 )
-            return
-        async with open_tool([str(binary), *args], env=env, stdin=subprocess.PIPE) as tool:
-            target = PgRestore(tool, program, created=created, psql_version=psql_version)
-            prologue = _prologue(dump_format, clean=clean, role=role)
-            if prologue:
-                await target._send(prologue)
+            else:
+                target = PgRestore(
+                    tool, program, stdin=stdin, created=created, psql_version=psql_version
+                )
+                prologue = _prologue(dump_format, clean=clean, role=role)
+                if prologue:
+                    await target._send([prologue])
             yield target
     except BaseException as exc:
         if created:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import threading
 from pathlib import Path
 
 import anyio
@@ -184,3 +187,58 @@ async def test_cancel_around_create_database(
             assert pg.pg_dump_text(target, restrict_key=RESTRICT_KEY) == sample.dump
         else:
             assert not database_exists(pg, target), f"left behind after {delay} ms"
+
+
+@pytest.mark.reliability(
+    "cancellation",
+    "restore cancelled while pg_restore is stopped (SIGSTOP) and the pipe to it is full",
+    "cancelled within seconds: pg_restore killed, the created database dropped, no child",
+)
+async def test_cancel_while_pg_restore_stopped(
+    *, pg: PostgresServer, databases: Databases, tmp_path: Path
+) -> None:
+    """The dump is written to pg_restore from a worker thread, which a full pipe blocks and
+    nothing can interrupt. Cancelled while pg_restore reads nothing at all (stopped), the
+    restore must still end at once: it kills pg_restore, which ends the write. A watchdog
+    resumes pg_restore after 30 s, so a regression fails on the time instead of hanging."""
+    source = databases.create()
+    # ~13 MB of dump, far more than the pipe and the batch hold.
+    pg.psql(
+        "CREATE TABLE filler AS SELECT i, repeat(md5(i::text), 4) AS text"
+        " FROM generate_series(1, 100000) i",
+        source,
+    )
+    archive = mb.FileArchive(path=tmp_path / "big.tar.gz")
+    await mb.backup(archive, database=pg.config(source))
+    target = new_database_name(databases)
+    children = child_processes()
+    stopped: list[int] = []
+    watchdogs: list[threading.Timer] = []
+    with anyio.CancelScope() as scope:
+
+        def on_progress(progress: mb.Progress) -> None:
+            if stopped or progress.dump_bytes < 2 * 1024 * 1024:
+                return
+            (pid,) = [p for p, name in child_processes().items() if name == "pg_restore"]
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+            watchdog = threading.Timer(30, lambda: os.kill(pid, signal.SIGCONT))
+            watchdog.start()
+            watchdogs.append(watchdog)
+            # Long enough for the thread to fill the pipe and block in write().
+            scope.deadline = anyio.current_time() + 1
+
+        await mb.restore(
+            archive,
+            database=pg.config(target),
+            options=mb.RestoreOptions(create_database=True, progress_interval=0),
+            progress=on_progress,
+        )
+    for watchdog in watchdogs:
+        watchdog.cancel()
+    assert scope.cancelled_caught
+    assert stopped, "pg_restore was never stopped: the dump is too small for this test"
+    cancelled_at = scope.deadline
+    assert anyio.current_time() - cancelled_at < 10
+    assert not database_exists(pg, target)
+    assert child_processes() == children
