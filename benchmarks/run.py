@@ -58,6 +58,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         help="dump sizes for the memory case, comma-separated (default 256,2048; quick: 16,64)",
     )
     parser.add_argument(
+        "--costs-mib",
+        type=float,
+        help="the costs case's small dump size, against --dump-mib (default 256; quick: 16)",
+    )
+    parser.add_argument(
         "--no-aws",
         action="store_true",
         help="skip the awscli contenders (--quick skips them unless --aws is given)",
@@ -68,7 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         default="",
         help="run only contenders whose name or tags contain one of these comma-separated"
         " substrings (case-insensitive); tags: limit, baseline, aws, shell, ours, ours-s3,"
-        " ours-source, ours-backup, direct, proxy; e.g. --only ours,limit",
+        " ours-source, ours-backup, direct, proxy, costs, ceiling; e.g. --only ours,limit",
     )
     parser.add_argument(
         "--profile",
@@ -107,6 +112,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         ),
         delay_ms=args.delay_ms,
         memory_mib=[float(x) for x in memory.split(",") if x.strip()],
+        costs_mib=args.costs_mib if args.costs_mib is not None else (16 if quick else 256),
         # Installing awscli alone takes ~17 s: more than --quick's minute can spare.
         aws=not args.no_aws and (not quick or args.aws),
         keep_going=not args.stop_on_error,
@@ -135,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"dump={settings.dump_mib:g} MiB objects={settings.objects} x "
         f"{settings.object_size} B + {len(settings.large_objects)} large, "
         f"proxy objects={settings.proxy_objects}, delay={settings.delay_ms:g} ms, "
-        f"memory sizes={','.join(f'{m:g}' for m in settings.memory_mib)} MiB"
+        f"memory sizes={','.join(f'{m:g}' for m in settings.memory_mib)} MiB, "
+        f"costs sizes={settings.costs_mib:g},{settings.dump_mib:g} MiB"
     )
     work = Path(tempfile.mkdtemp(prefix="monetr-bench-"))
     try:

@@ -6,13 +6,15 @@ from collections.abc import Callable
 
 from harness.bench import Bench
 
-from . import backup, memory, objects, restore
+from . import backup, ceiling, costs, memory, objects, restore
 
 __all__ = ["CASES"]
 
 CASES: dict[str, Callable[[Bench], None]] = {
     "backup": backup.run_case,
     "restore": restore.run_case,
+    "costs": costs.run_case,
+    "ceiling": ceiling.run_case,
     "objects": objects.run_case,
     "memory": memory.run_case,
 }

@@ -94,7 +94,8 @@ def run_case(bench: Bench) -> None:
             before=create("local"),
             after=check("local"),
             cleanup=drop("local"),
-            tags="baseline pg_restore",
+            # "limit" too: --only ours,limit gives restore's ratio as it gives backup's.
+            tags="limit baseline pg_restore",
         )
     ]
     if aws_ready and not settings.quick:

@@ -38,7 +38,7 @@ class Bench:
         self.pg = pg
         self.s3 = s3
         self.work = work
-        self.meter = Meter(work, [pg.pid, s3.pid])
+        self.meter = Meter(work, {"postgres": pg.pid, "seaweedfs": s3.pid})
         self.aws = AwsCli(settings, s3)
         self.databases: dict[float, tuple[str, int]] = {}  # target MiB -> (name, dump bytes)
         self.main_db = "monetr"

@@ -50,10 +50,13 @@ class Run:
     ok: bool
     wall: float = 0.0
     cpu: float = 0.0
+    #: The servers' CPU together: the sum of :attr:`server_cpus`.
     server_cpu: float = 0.0
     rss_mib: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    #: Each server's CPU during the run, by the name the Meter was given it under.
+    server_cpus: dict[str, float] = field(default_factory=dict)
 
 
 def _proc_cpu(pid: int | None) -> float:
@@ -71,14 +74,19 @@ def _proc_cpu(pid: int | None) -> float:
 class Meter:
     """Runs one contender and measures it."""
 
-    def __init__(self, work: Path, server_pids: list[int | None]) -> None:
+    def __init__(self, work: Path, server_pids: dict[str, int | None]) -> None:
         self.work = work
+        #: Server name (``postgres``, ``seaweedfs``) -> the pid whose CPU counts as its.
         self.server_pids = server_pids
         self._n = 0
 
+    def server_cpus(self) -> dict[str, float]:
+        """CPU seconds each server (and its reaped children) has used so far."""
+        return {name: _proc_cpu(pid) for name, pid in self.server_pids.items()}
+
     def server_cpu(self) -> float:
         """CPU seconds the servers (and their reaped children) have used so far."""
-        return sum(_proc_cpu(pid) for pid in self.server_pids)
+        return sum(self.server_cpus().values())
 
     def timer(self) -> tuple[list[str], Path]:
         """A command prefix that records the peak RSS of the command after it."""
@@ -100,14 +108,15 @@ class Meter:
         built = command(prefix)
         argv = ["bash", "-o", "pipefail", "-c", built] if isinstance(built, str) else built
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        server_before = self.server_cpu()
+        servers_before = self.server_cpus()
         started = time.perf_counter()
         proc = subprocess.run(argv, env=env, capture_output=True, check=False)
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         # Let the postmaster reap the backend that served this run.
         time.sleep(0.1)
-        server_cpu = self.server_cpu() - server_before
+        servers_after = self.server_cpus()
+        server_cpus = {name: servers_after[name] - servers_before[name] for name in servers_after}
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         rss = None
         with contextlib.suppress(OSError):
@@ -129,4 +138,4 @@ class Meter:
                         break
             else:
                 return Run(ok=False, wall=wall, error=f"no JSON in output: {stdout[-500:]}")
-        return Run(True, wall, cpu, server_cpu, rss, info)
+        return Run(True, wall, cpu, sum(server_cpus.values()), rss, info, server_cpus=server_cpus)

@@ -75,6 +75,8 @@ def run_interleaved(
                 # Our process alone (without its pg_dump/pg_restore child), when it says.
                 own = run.info.get("cpu_self")
                 python = f", python cpu {float(own):.2f} s" if own is not None else ""
+                loop = run.info.get("cpu_loop")
+                python += f" (loop {float(loop):.2f} s)" if loop is not None else ""
                 log(
                     f"  [{case} {r + 1}/{rounds}] {c.name}: {run.wall:.2f} s, "
                     f"cpu {run.cpu:.2f} s{python}, rss {rss}"
@@ -99,6 +101,8 @@ class Summary:
     wall_max: float
     cpu: float
     server_cpu: float
+    #: Each server's median (``postgres``, ``seaweedfs``), of the runs that measured it.
+    server_cpus: dict[str, float]
     rss: float | None
     info: dict[str, float]
     rounds: int
@@ -113,12 +117,18 @@ def summarize(c: Contender) -> Summary | None:
     keys = {k for r in runs for k, v in r.info.items() if isinstance(v, int | float)}
     info = {k: median([float(r.info[k]) for r in runs if k in r.info]) for k in keys}
     walls = [r.wall for r in runs]
+    servers = {name for r in runs for name in r.server_cpus}
+    server_cpus = {
+        name: median([r.server_cpus[name] for r in runs if name in r.server_cpus])
+        for name in sorted(servers)
+    }
     return Summary(
         wall=median(walls),
         wall_min=min(walls),
         wall_max=max(walls),
         cpu=median([r.cpu for r in runs]),
         server_cpu=median([r.server_cpu for r in runs]),
+        server_cpus=server_cpus,
         rss=median(rss) if rss else None,
         info=info,
         rounds=len(runs),

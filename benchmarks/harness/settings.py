@@ -26,6 +26,8 @@ class Settings:
     proxy_objects: int
     delay_ms: float
     memory_mib: list[float]
+    #: The costs case's small dump size (its big one is ``dump_mib``).
+    costs_mib: float
     #: Whether the awscli contenders run; cleared when installing awscli fails.
     aws: bool
     keep_going: bool
