@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aiobotocore
+import anyio.to_thread
 import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
@@ -73,7 +74,8 @@ async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
       server checks, cover them. botocore would otherwise hash every part on the event
       loop, since it skips that only for checksums it computed itself or Content-MD5.
       Over plain HTTP the payload signature is the only protection against tampering on
-      the way, so it stays.
+      the way, so it stays, and parts and objects are signed in a worker thread
+      (:func:`_sign_bodies_in_threads`). ``S3Config.payload_signing`` overrides both.
     - A fixed User-Agent: botocore otherwise rebuilds a metrics User-Agent for every
       request, ~4% of the CPU of fetching small objects.
     """
@@ -96,10 +98,74 @@ async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
         # Decided from the endpoint the client resolved: without endpoint_url it may come
         # from AWS_ENDPOINT_URL or the config file, and be plain http. The signer reads
         # this client's config for every request.
-        if client.meta.endpoint_url.lower().startswith("https:"):
-            settings: Any = client.meta.config  # botocore's Config is untyped
-            settings.s3["payload_signing_enabled"] = False
+        sign = config.payload_signing
+        if sign is None:
+            sign = not client.meta.endpoint_url.lower().startswith("https:")
+        settings: Any = client.meta.config  # botocore's Config is untyped
+        settings.s3["payload_signing_enabled"] = sign
+        if sign and settings.signature_version == "s3v4":
+            _sign_bodies_in_threads(client)
         yield client
+
+
+#: Operations whose bodies are archive parts or whole objects, megabytes each.
+_LARGE_BODIES = ("UploadPart", "PutObject")
+#: Request-context key: the signature version a request is to be signed with in a thread.
+_DEFERRED = "monetr_backup.sign_in_thread"
+
+
+def _sign_bodies_in_threads(client: S3Client) -> None:
+    """Make ``client`` sign UploadPart and PutObject in a worker thread.
+
+    botocore's SigV4 signer hashes the whole body (~0.3 CPU-s per GB) inside
+    ``add_auth``, which aiobotocore calls on the event loop, and it always replaces an
+    ``X-Amz-Content-SHA256`` given to it with its own hash. So these requests are
+    handed to aiobotocore as unsigned (``choose-signer``) and signed in ``before-sign``
+    by the same signer class, with the same credentials, region and signing name
+    aiobotocore would use, only in a thread: the request on the wire is the one
+    botocore makes. Any other signature version (a custom ``signature_version``,
+    SigV4a, S3 Express's session credentials) is left to aiobotocore as it is.
+    """
+    # Typed as taking handlers that return None: choose-signer's answer is the return
+    # value, and aiobotocore awaits a handler's coroutine.
+    events: Any = client.meta.events
+    for operation in _LARGE_BODIES:
+        # More specific than botocore's own ``choose-signer`` handlers, so asked first.
+        events.register(f"choose-signer.s3.{operation}", _defer_signing)
+    # After botocore's ``before-sign.s3`` handlers, which may still adjust the request.
+    events.register_last("before-sign.s3", _sign_in_thread)
+
+
+def _defer_signing(
+    signing_name: str, signature_version: object, context: dict[str, Any], **_: Any
+) -> object:
+    """``choose-signer``: take plain SigV4 requests out of aiobotocore's hands."""
+    signing = context.get("signing", {})
+    if (
+        signing_name != "s3"
+        or signature_version != "v4"
+        or "request_credentials" in signing
+        or "identity_cache" in signing
+    ):
+        return None
+    context[_DEFERRED] = "s3v4"
+    return botocore.UNSIGNED
+
+
+async def _sign_in_thread(
+    request: Any, request_signer: Any, region_name: str | None, **_: Any
+) -> None:
+    """``before-sign``: sign a request :func:`_defer_signing` took, in a worker thread."""
+    version = request.context.pop(_DEFERRED, None)
+    if version is None:
+        return
+    signing = request.context.get("signing", {})
+    auth = await request_signer.get_auth_instance(
+        signing_name=signing.get("signing_name", "s3"),
+        region_name=signing.get("region") or region_name,
+        signature_version=version,
+    )
+    await anyio.to_thread.run_sync(auth.add_auth, request)
 
 
 @asynccontextmanager

@@ -225,7 +225,11 @@ class Persistent:
 
 PERSISTENT = {
     "part-500": Persistent(
-        lambda _: [upload_part(status=500, times=None)], mb.ArchiveWriteError, "part 1"
+        # Whichever part runs out of retries first is named: with both in flight, and
+        # each signed in a worker thread, that need not be part 1.
+        lambda _: [upload_part(status=500, times=None)],
+        mb.ArchiveWriteError,
+        r"uploading part \d+ of",
     ),
     "complete-503": Persistent(
         lambda _: [complete_upload(status=503, times=None)], mb.ArchiveWriteError, "completing"

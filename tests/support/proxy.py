@@ -15,8 +15,9 @@ class CuttingProxy:
 
     The first connection that carries a ``GET`` request is cut (both sides closed) after
     ``cut_after`` bytes of the server's response have been forwarded; every later
-    connection and request passes untouched. The request heads it saw are kept, so a test
-    can check that the client came back with a ranged request. Use :func:`cutting_proxy`
+    connection and request passes untouched. The request heads it saw are kept (a body is
+    told from the next head by its Content-Length), so a test can check that the client
+    came back with a ranged request, or what an upload's headers were. Use :func:`cutting_proxy`
     to run one.
     """
 
@@ -58,11 +59,19 @@ class CuttingProxy:
             async def upstream() -> None:
                 nonlocal chosen
                 pending = b""
+                body_left = 0  # of the request whose head was seen last: not a head
                 async for data in client:
                     pending += data
-                    while b"\r\n\r\n" in pending:
+                    while True:
+                        if body_left:
+                            skipped = min(body_left, len(pending))
+                            pending = pending[skipped:]
+                            body_left -= skipped
+                        if body_left or b"\r\n\r\n" not in pending:
+                            break
                         head, pending = pending.split(b"\r\n\r\n", 1)
                         self.requests.append(head + b"\r\n\r\n")
+                        body_left = _content_length(head)
                         if self._armed and head.startswith(b"GET "):
                             self._armed = False
                             chosen = True
@@ -97,6 +106,14 @@ class CuttingProxy:
                 tg.cancel_scope.cancel()
             # Leaving the ``async with`` closes both sockets: on the cut connection the
             # client sees its response end in the middle of the body.
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value.strip())
+    return 0
 
 
 @asynccontextmanager
