@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ._errors import ConcurrentOperationError
+
 __all__ = ["LOGGER_NAME", "Phase", "Progress", "ProgressCallback", "ProgressTracker", "log"]
 
 #: The library's logger. Only a ``NullHandler`` is attached (in ``__init__.py``), as the
@@ -295,14 +297,23 @@ class ProgressTracker:
 
     @contextmanager
     def failures(self) -> Iterator[None]:
-        """Log the error (ERROR) or cancellation (WARNING) that ends the operation."""
+        """Log the error (ERROR) or cancellation (WARNING) that ends the operation.
+
+        An overlap with another operation on the same database is logged at WARNING: a
+        scheduler that runs into the previous night's backup still running takes it as a
+        skipped run, and alerting on ERROR records should not fire for it.
+        """
         try:
             yield
         except Exception as exc:
             if self.operation is not None:
                 phase = self.current.phase.value
+                level = (
+                    logging.WARNING if isinstance(exc, ConcurrentOperationError) else logging.ERROR
+                )
                 # No traceback: the caller gets the exception itself, to log as it likes.
-                log.error(  # noqa: TRY400
+                log.log(
+                    level,
                     "%s failed while %s: %s: %s",
                     self.operation,
                     phase,

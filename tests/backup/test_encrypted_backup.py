@@ -23,6 +23,7 @@ from support.age import (
     ssh_keygen,
 )
 from support.archives import check_archive_file
+from support.databases import Databases, database_exists, new_database_name
 from support.samples import Sample
 from support.secrets import assert_no_secret_in_error
 
@@ -163,19 +164,39 @@ async def test_cancelled_encrypted_backup_leaves_nothing(
     assert age_threads() == []
 
 
-def test_options_refuse_bad_keys_without_quoting_them() -> None:
-    """A recipient that is not a public key, or an identity that is not a key, fails when
-    the options are made; the identity is never shown, not even by repr."""
+def test_options_refuse_a_bad_recipient() -> None:
+    """A recipient that is not a public key fails when the options are made (a public
+    key may be quoted: it is no secret)."""
     good = str(pyrage.x25519.Identity.generate().to_public())
     with pytest.raises(ValidationError, match=r"recipients\[1\]"):
         mb.BackupOptions(recipients=(good, "AGE-SECRET-KEY-1QQQ"))
+
+
+@pytest.mark.reliability(
+    "hostile input",
+    "an identity that is not a key (a typo in an age secret key), to restore and verify",
+    "ValueError naming it by index, before any target is touched; the key in no error text",
+)
+async def test_a_bad_identity_is_refused_without_quoting_it(
+    sample: Sample, pg: PostgresServer, databases: Databases
+) -> None:
+    """Not refused when the options are made: a pydantic error would keep the refused
+    value in ``errors()`` and ``json()``, which loggers serialise. The restore refuses it
+    first thing instead, before its target database is even created."""
     secret = "AGE-SECRET-KEY-1" + "Q" * 58
-    with pytest.raises(ValidationError, match=r"identities\[0\]") as caught:
-        mb.RestoreOptions(identities=(SecretStr(secret),))
-    assert_no_secret_in_error(caught.value, [secret, "Q" * 20])
-    with pytest.raises(ValueError, match=r"identities\[0\]") as raised:
-        mb.RestoreOptions(identities=(secret,))
-    assert_no_secret_in_error(raised.value, [secret, "Q" * 20])
+    archive = mb.FileArchive(path=sample.archives[mb.DumpFormat.CUSTOM])
+    target = new_database_name(databases)
+    for given in (SecretStr(secret), secret):
+        options = mb.RestoreOptions(identities=(given,), create_database=True)
+        assert secret not in repr(options) + str(options) + options.model_dump_json()
+        with pytest.raises(ValueError, match=r"identities\[0\]") as raised:
+            await mb.restore(archive, database=pg.config(target), options=options)
+        assert not isinstance(raised.value, ValidationError)
+        assert_no_secret_in_error(raised.value, [secret, "Q" * 20])
+        assert not database_exists(pg, target)
+        with pytest.raises(ValueError, match=r"identities\[0\]") as raised:
+            await mb.verify(archive, identities=(given,))
+        assert_no_secret_in_error(raised.value, [secret, "Q" * 20])
 
 
 async def test_instance_files_are_not_in_clear(sample: Sample, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ own, so the overlap is certain, not a matter of timing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from monetr_backup.testing import PostgresServer
 
 from support.databases import database_exists, new_database_name
 from support.env import Env
+from support.logs import captured, extra
 from support.samples import RESTRICT_KEY, Sample
 
 pytestmark = pytest.mark.anyio
@@ -92,9 +94,18 @@ async def test_an_overlapping_backup_is_refused_and_the_first_completes(
         tg.start_soon(run_first)
         await started.wait()
         assert our_locks(env.pg, database.database) == 1
-        with anyio.fail_after(REFUSED_WITHIN), pytest.raises(mb.ConcurrentOperationError) as info:
+        with (
+            captured() as records,
+            anyio.fail_after(REFUSED_WITHIN),
+            pytest.raises(mb.ConcurrentOperationError) as info,
+        ):
             await mb.backup(mb.FileArchive(path=elsewhere / "second.tar.gz"), database=database)
         assert list(elsewhere.iterdir()) == []
+        # A skipped run to a scheduler: one "failed" record, at WARNING, and no ERROR.
+        (failed,) = records.events("failed")
+        assert failed.levelno == logging.WARNING
+        assert extra(failed, "error_type") == "ConcurrentOperationError"
+        assert [r for r in records.records if r.levelno >= logging.ERROR] == []
         release.set()
     assert isinstance(info.value, mb.DatabaseError)
     assert info.value.holder_pid is not None
