@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aiobotocore
-import anyio.to_thread
 import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from botocore.utils import parse_timestamp
 
 from .._config import S3Config
+from .._threads import StageThread
 from .._version import __version__
 
 if TYPE_CHECKING:
@@ -104,8 +104,15 @@ async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
         settings: Any = client.meta.config  # botocore's Config is untyped
         settings.s3["payload_signing_enabled"] = sign
         if sign and settings.signature_version == "s3v4":
-            _sign_bodies_in_threads(client)
-        yield client
+            # One thread signs every body: the signer's reads of them stay in one arena.
+            signer = StageThread("monetr-backup-sign")
+            try:
+                _sign_bodies_in_threads(client, signer)
+                yield client
+            finally:
+                signer.close()
+        else:
+            yield client
 
 
 #: Operations whose bodies are archive parts or whole objects, megabytes each.
@@ -114,8 +121,8 @@ _LARGE_BODIES = ("UploadPart", "PutObject")
 _DEFERRED = "monetr_backup.sign_in_thread"
 
 
-def _sign_bodies_in_threads(client: S3Client) -> None:
-    """Make ``client`` sign UploadPart and PutObject in a worker thread.
+def _sign_bodies_in_threads(client: S3Client, signer: StageThread) -> None:
+    """Make ``client`` sign UploadPart and PutObject in ``signer``'s thread.
 
     botocore's SigV4 signer hashes the whole body (~0.3 CPU-s per GB) inside
     ``add_auth``, which aiobotocore calls on the event loop, and it always replaces an
@@ -133,7 +140,7 @@ def _sign_bodies_in_threads(client: S3Client) -> None:
         # More specific than botocore's own ``choose-signer`` handlers, so asked first.
         events.register(f"choose-signer.s3.{operation}", _defer_signing)
     # After botocore's ``before-sign.s3`` handlers, which may still adjust the request.
-    events.register_last("before-sign.s3", _sign_in_thread)
+    events.register_last("before-sign.s3", functools.partial(_sign_in_thread, signer))
 
 
 def _defer_signing(
@@ -153,7 +160,7 @@ def _defer_signing(
 
 
 async def _sign_in_thread(
-    request: Any, request_signer: Any, region_name: str | None, **_: Any
+    signer: StageThread, request: Any, request_signer: Any, region_name: str | None, **_: Any
 ) -> None:
     """``before-sign``: sign a request :func:`_defer_signing` took, in a worker thread."""
     version = request.context.pop(_DEFERRED, None)
@@ -165,7 +172,7 @@ async def _sign_in_thread(
         region_name=signing.get("region") or region_name,
         signature_version=version,
     )
-    await anyio.to_thread.run_sync(auth.add_auth, request)
+    await signer.run(auth.add_auth, request)
 
 
 @asynccontextmanager

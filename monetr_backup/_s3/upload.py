@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
+import io
 import secrets
 import time
 from collections import deque
@@ -62,11 +63,11 @@ def part_size_for(number: int, base: int, max_parts: int) -> int:
     return min(base << ((number - 1) // step), S3_MAX_PART_SIZE)
 
 
-def _content_md5(data: bytes) -> str:
+def _content_md5(data: bytes | memoryview) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
-def _crc32(data: bytes) -> str:
+def _crc32(data: bytes | memoryview) -> str:
     return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
@@ -74,7 +75,7 @@ def _crc32(data: bytes) -> str:
 _CRC32_INLINE = 16 * 1024 * 1024
 
 
-async def _checksum(kind: UploadChecksum, data: bytes) -> dict[str, str]:
+async def _checksum(kind: UploadChecksum, data: bytes | memoryview) -> dict[str, str]:
     """The request parameter that makes the server verify ``data`` as it receives it."""
     if kind is UploadChecksum.CRC32:
         if len(data) <= _CRC32_INLINE:
@@ -110,7 +111,10 @@ def _multipart_etag(parts: list[CompletedPartTypeDef]) -> str | None:
 @dataclass(frozen=True, slots=True)
 class _Part:
     number: int
-    data: bytes
+    #: A buffer of the part's own: botocore sends a file-like body as it is, where it
+    #: would wrap bytes in a BytesIO that aiohttp then copies whole to read from.
+    data: io.BytesIO
+    size: int
 
 
 class S3Upload:
@@ -203,7 +207,8 @@ class S3Upload:
 
     async def _upload_part(self, part: _Part) -> None:
         assert self._upload_id is not None
-        checksum = await _checksum(self._checksum, part.data)
+        with part.data.getbuffer() as view:
+            checksum = await _checksum(self._checksum, view)
         try:
             response = await self._client.upload_part(
                 Bucket=self.bucket,
@@ -224,7 +229,7 @@ class S3Upload:
             completed["ChecksumCRC32"] = checksum["ChecksumCRC32"]
         self._completed[part.number] = completed
         if self._on_stored is not None:
-            self._on_stored(len(part.data))
+            self._on_stored(part.size)
 
     async def _check_target(self) -> None:
         if self._overwrite:
@@ -304,7 +309,7 @@ class S3Upload:
                 # without a Date, leaves only what a lifecycle rule would clean up.
                 return
 
-    async def _enqueue(self, data: bytes) -> None:
+    async def _enqueue(self, data: io.BytesIO) -> None:
         number = self._next_number
         if number > self._max_parts:
             raise ArchiveWriteError(
@@ -313,7 +318,7 @@ class S3Upload:
         if self._upload_id is None:
             await self._create()
         self._next_number += 1
-        await self._send.send(_Part(number, data))
+        await self._send.send(_Part(number, data, data.getbuffer().nbytes))
 
     async def write(self, data: bytes) -> None:
         """Buffer ``data``; each time a part is full, queue it (waiting if the queue is full)."""
@@ -335,10 +340,22 @@ class S3Upload:
                 break
             if self._pending_size < size:
                 break
-            await self._enqueue(self._take(size))
+            await self._enqueue(self._take_part(size))
+
+    def _take_part(self, size: int) -> io.BytesIO:
+        """The first ``size`` pending bytes as a part's buffer (copied into it once)."""
+        part = io.BytesIO()
+        for piece in self._pieces(size):
+            part.write(piece)
+        part.seek(0)
+        return part
 
     def _take(self, size: int) -> bytes:
-        """Join the first ``size`` pending bytes into one part."""
+        """Join the first ``size`` pending bytes (the only part of a small archive)."""
+        return b"".join(self._pieces(size))
+
+    def _pieces(self, size: int) -> list[bytes]:
+        """The written chunks that make up the first ``size`` pending bytes."""
         pieces: list[bytes] = []
         need = min(size, self._pending_size)
         self._pending_size -= need
@@ -349,7 +366,7 @@ class S3Upload:
                 chunk = chunk[:need]
             pieces.append(chunk)
             need -= len(chunk)
-        return b"".join(pieces)
+        return pieces
 
     async def commit(self) -> None:
         """Upload what is left and make the object visible at its key.
@@ -393,7 +410,7 @@ class S3Upload:
                     self._on_stored(len(data))
             else:
                 if self._pending_size:
-                    await self._enqueue(self._take(self._pending_size))
+                    await self._enqueue(self._take_part(self._pending_size))
                 self._send.close()
                 await self._workers_done.wait()
                 if len(self._completed) != self._next_number - 1:

@@ -165,7 +165,7 @@ async def test_a_part_damaged_on_the_way_is_refused(
     """The checksum sent is that of other bytes, as if the body changed in transit."""
     function = {UploadChecksum.CRC32: "_crc32", UploadChecksum.MD5: "_content_md5"}[checksum]
     real = getattr(upload_module, function)
-    monkeypatch.setattr(upload_module, function, lambda data: real(data[:-1] + b"\0"))
+    monkeypatch.setattr(upload_module, function, lambda data: real(bytes(data[:-1]) + b"\0"))
     client = s3.client()
     data = b"\xff" * total
     with pytest.raises(ArchiveWriteError, match="BadDigest"):
