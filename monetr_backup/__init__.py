@@ -23,6 +23,7 @@ and back)::
     _monetr/      a monetr deployment: its YAML files and MONETR_* variables -> MonetrInstance
     _progress.py  Progress snapshots, rate and ETA, and the operations' log records
     _reports.py   a result's skipped/missing/conflicting objects -> WARNING records
+    _threads.py   a stage's blocking calls in one thread of its own (why: malloc arenas)
     _config.py  _locations.py  _errors.py  _units.py  _public.py  _hashing.py
     testing/      throwaway servers and seed data for tests, examples and benchmarks
 """

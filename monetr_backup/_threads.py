@@ -6,7 +6,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, TypeVarTuple
 
-import anyio.to_thread
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
 
 __all__ = ["StageThread"]
 
@@ -34,8 +36,20 @@ class StageThread:
         Like ``anyio.to_thread.run_sync``, a cancellation waits for the call to end: the
         stage's thread never runs on behind the stage.
         """
-        future = self._executor.submit(func, *args)
-        return await anyio.to_thread.run_sync(future.result)
+        token = anyio.lowlevel.current_token()
+        done = anyio.Event()
+
+        def call() -> T:
+            try:
+                return func(*args)
+            finally:
+                # Straight back to the event loop: no pool thread waits on the future.
+                anyio.from_thread.run_sync(done.set, token=token)
+
+        future = self._executor.submit(call)
+        with anyio.CancelScope(shield=True):
+            await done.wait()
+        return future.result()
 
     def close(self) -> None:
         """End the thread; no call is running then (each :meth:`run` waits for its own)."""
