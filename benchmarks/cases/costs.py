@@ -133,13 +133,7 @@ def run_case(bench: Bench) -> None:
 
     def restored(size: Size) -> Callable[[int, Run], None]:
         def after(r: int, run: Run) -> None:
-            name = target(size, r)
-            try:
-                count = int(bench.pg.psql("SELECT count(*) FROM transactions", name))
-            finally:
-                bench.pg.drop_database(name)
-            if count != size.transactions:
-                raise RuntimeError(f"{name} has {count} transactions, not {size.transactions}")
+            bench.check_restored(target(size, r), size.transactions)
 
         return after
 

@@ -70,13 +70,7 @@ def run_case(bench: Bench) -> None:
 
     def check(slug: str) -> Callable[[int, Run], None]:
         def after(r: int, run: Run) -> None:
-            name = target(slug, r)
-            try:
-                count = int(bench.pg.psql("SELECT count(*) FROM transactions", name))
-            finally:
-                bench.pg.drop_database(name)
-            if count != expected:
-                raise RuntimeError(f"{name} has {count} transactions, expected {expected}")
+            bench.check_restored(target(slug, r), expected)
 
         return after
 

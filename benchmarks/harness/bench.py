@@ -83,6 +83,15 @@ class Bench:
 
     # -- data
 
+    def check_restored(self, database: str, transactions: int) -> None:
+        """Drop ``database``, a restore's target, after checking its transaction count."""
+        try:
+            count = int(self.pg.psql("SELECT count(*) FROM transactions", database))
+        finally:
+            self.pg.drop_database(database)
+        if count != transactions:
+            raise RuntimeError(f"{database} has {count} transactions, expected {transactions}")
+
     def database(self, dump_mib: float) -> tuple[str, int]:
         """A database of about ``dump_mib`` MiB of dump: (name, exact dump bytes)."""
         if dump_mib in self.databases:

@@ -75,7 +75,7 @@ async def open_s3_client(config: S3Config) -> AsyncIterator[S3Client]:
       loop, since it skips that only for checksums it computed itself or Content-MD5.
       Over plain HTTP the payload signature is the only protection against tampering on
       the way, so it stays, and parts and objects are signed in a worker thread
-      (:func:`_sign_bodies_in_threads`). ``S3Config.payload_signing`` overrides both.
+      (``_sign_bodies_in_threads``). ``S3Config.payload_signing`` overrides both.
     - A fixed User-Agent: botocore otherwise rebuilds a metrics User-Agent for every
       request, ~4% of the CPU of fetching small objects.
     """
