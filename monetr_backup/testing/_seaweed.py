@@ -29,6 +29,8 @@ from ._processes import START_ATTEMPTS, Started, clean_env, tail
 
 #: SeaweedFS assumes each component's gRPC port is its HTTP port plus this.
 SEAWEED_GRPC_OFFSET = 10000
+#: Volumes the test server may create: enough for a few hundred buckets.
+SEAWEED_MAX_VOLUMES = 2000
 
 
 def _find_weed() -> str:
@@ -165,6 +167,10 @@ class TemporarySeaweedS3(Started):
             "-admin.ui=false",
             "-master.telemetry=false",
             "-volume.preStopSeconds=0",
+            # Every bucket gets volumes of its own (7 for a new collection); the default
+            # limit, free disk space / 128 MB, ran out after ~40 buckets here, and then
+            # every PutObject to a new bucket was an InternalError. Volumes are sparse.
+            f"-volume.max={SEAWEED_MAX_VOLUMES}",
             f"-filer.localSocket={base / 'filer.sock'}",
             f"-s3.localSocket={base / 's3.sock'}",
         ]
