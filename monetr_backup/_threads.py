@@ -23,8 +23,8 @@ class StageThread:
     anyio's worker pool runs each call in whichever of its threads is idle. glibc gives
     every thread that allocates a malloc arena of its own, and keeps the megabytes freed
     in it: a stage whose buffers came from three or four pool threads left ~10 MiB in
-    each, a fifth of a backup's peak RSS (benchmarks/RESULTS.md, issue 12). In one thread
-    they stay in one arena, and are reused there.
+    each, ~15 MiB of a backup's peak RSS in all (benchmarks/RESULTS.md, issue 12). In one
+    thread they stay in one arena, and are reused there.
     """
 
     def __init__(self, name: str) -> None:

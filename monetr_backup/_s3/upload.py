@@ -309,7 +309,7 @@ class S3Upload:
                 # without a Date, leaves only what a lifecycle rule would clean up.
                 return
 
-    async def _enqueue(self, data: io.BytesIO) -> None:
+    async def _enqueue(self, data: io.BytesIO, size: int) -> None:
         number = self._next_number
         if number > self._max_parts:
             raise ArchiveWriteError(
@@ -318,7 +318,7 @@ class S3Upload:
         if self._upload_id is None:
             await self._create()
         self._next_number += 1
-        await self._send.send(_Part(number, data, data.getbuffer().nbytes))
+        await self._send.send(_Part(number, data, size))
 
     async def write(self, data: bytes) -> None:
         """Buffer ``data``; each time a part is full, queue it (waiting if the queue is full)."""
@@ -340,15 +340,17 @@ class S3Upload:
                 break
             if self._pending_size < size:
                 break
-            await self._enqueue(self._take_part(size))
+            await self._enqueue(*self._take_part(size))
 
-    def _take_part(self, size: int) -> io.BytesIO:
-        """The first ``size`` pending bytes as a part's buffer (copied into it once)."""
+    def _take_part(self, size: int) -> tuple[io.BytesIO, int]:
+        """The first ``size`` pending bytes as a part's buffer (copied into it once), and
+        how many they are."""
         part = io.BytesIO()
         for piece in self._pieces(size):
             part.write(piece)
+        taken = part.tell()
         part.seek(0)
-        return part
+        return part, taken
 
     def _take(self, size: int) -> bytes:
         """Join the first ``size`` pending bytes (the only part of a small archive)."""
@@ -410,7 +412,7 @@ class S3Upload:
                     self._on_stored(len(data))
             else:
                 if self._pending_size:
-                    await self._enqueue(self._take_part(self._pending_size))
+                    await self._enqueue(*self._take_part(self._pending_size))
                 self._send.close()
                 await self._workers_done.wait()
                 if len(self._completed) != self._next_number - 1:
